@@ -1,0 +1,61 @@
+"""Exceptions raised by ptyscan.
+
+Every error a user can trigger derives from :class:`PtyScanError`, so one
+``except PtyScanError`` catches bad input without hiding programming errors.
+Messages follow one pattern: what is wrong, the value received, what was
+expected and, where one exists, a hint.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PtyScanError",
+    "RecipeError",
+    "ParameterError",
+    "ScanError",
+    "PtydError",
+    "BackendError",
+]
+
+
+class PtyScanError(Exception):
+    """Base class of every error ptyscan raises on purpose."""
+
+
+class RecipeError(PtyScanError, ValueError):
+    """A recipe or parameter set is invalid.
+
+    Parameters
+    ----------
+    problems : list of str
+        One line per problem, each naming the parameter path, the bad value,
+        what was expected and a hint.
+    source : str, optional
+        Where the parameters came from (a file name), shown in the header.
+    """
+
+    def __init__(self, problems, source=None):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''}{where}:"
+        super().__init__("\n".join([head, *("  " + p for p in self.problems)]))
+
+
+class ParameterError(PtyScanError, ValueError):
+    """A single argument to a function has a bad value."""
+
+
+class ScanError(PtyScanError, RuntimeError):
+    """A scan cannot deliver data (missing files, inconsistent frames, ...)."""
+
+
+class PtydError(PtyScanError, OSError):
+    """A ``.ptyd`` file is missing, malformed or cannot be written."""
+
+
+class BackendError(PtyScanError, RuntimeError):
+    """An array backend (NumPy or CuPy) cannot be used."""

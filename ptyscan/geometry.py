@@ -1,0 +1,254 @@
+"""Wavelengths, pixel sizes and position conversions.
+
+Every number with a unit carries it in its name: ``energy_kev`` in keV,
+``distance_m``, ``psize_m`` and ``wavelength_m`` in metres. Arrays of
+positions are ``(N, 2)`` with column 0 the slow (vertical, y) axis and
+column 1 the fast (horizontal, x) axis, as in ptypy.
+
+The constants are the exact SI values (h, c, e) and the CODATA 2018
+electron rest energy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ptyscan.errors import ParameterError
+
+__all__ = [
+    "ELECTRON_REST_ENERGY_KEV",
+    "ELEMENTARY_CHARGE_C",
+    "HC_KEV_M",
+    "PLANCK_J_S",
+    "SPEED_OF_LIGHT_M_S",
+    "centred_coordinates_px",
+    "electron_wavelength_m",
+    "farfield_sample_pixel_m",
+    "frame_shape",
+    "photon_energy_kev",
+    "positions_to_pixels",
+    "xray_wavelength_m",
+]
+
+PLANCK_J_S = 6.62607015e-34
+"""Planck constant h in J s (exact, SI 2019)."""
+
+SPEED_OF_LIGHT_M_S = 299792458.0
+"""Speed of light in vacuum c in m/s (exact)."""
+
+ELEMENTARY_CHARGE_C = 1.602176634e-19
+"""Elementary charge e in C (exact, SI 2019)."""
+
+ELECTRON_REST_ENERGY_KEV = 510.99895000
+"""Electron rest energy m0 c^2 in keV (CODATA 2018)."""
+
+HC_KEV_M = PLANCK_J_S * SPEED_OF_LIGHT_M_S / ELEMENTARY_CHARGE_C / 1e3
+"""h c in keV m (about 1.23984e-9), so that lambda_m = HC_KEV_M / energy_kev."""
+
+
+def _positive(name, value, *, hint):
+    """Return ``value`` as float64 (scalar or array) after checking it is > 0 and finite."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"{name}: got {value!r}; expected a positive finite number. {hint}"
+        ) from None
+    if arr.size == 0 or not np.all(np.isfinite(arr)) or not np.all(arr > 0):
+        raise ParameterError(f"{name}: got {value!r}; expected a positive finite number. {hint}")
+    return float(arr) if arr.ndim == 0 else arr
+
+
+def _pair(name, value, *, hint):
+    """Return ``value`` (a scalar or a length-2 sequence) as a float64 pair (y, x)."""
+    arr = _positive(name, value, hint=hint)
+    arr = np.broadcast_to(np.asarray(arr, dtype=np.float64), (2,)) if np.ndim(arr) == 0 else arr
+    if arr.shape != (2,):
+        raise ParameterError(f"{name}: got {value!r}; expected a scalar or a pair (y, x). {hint}")
+    return np.array(arr, dtype=np.float64)
+
+
+def xray_wavelength_m(energy_kev):
+    """Photon wavelength from photon energy, ``lambda = h c / E``.
+
+    Parameters
+    ----------
+    energy_kev : float or array_like of float
+        Photon energy in keV, > 0.
+
+    Returns
+    -------
+    float or ndarray of float64
+        Wavelength in metres, same shape as ``energy_kev``
+        (8.04778 keV, Cu K-alpha, gives 1.5406e-10 m).
+    """
+    energy = _positive("energy_kev", energy_kev, hint="Photon energy in keV, e.g. 8.7.")
+    return HC_KEV_M / energy
+
+
+def photon_energy_kev(wavelength_m):
+    """Photon energy from wavelength, the inverse of :func:`xray_wavelength_m`.
+
+    Parameters
+    ----------
+    wavelength_m : float or array_like of float
+        Wavelength in metres, > 0.
+
+    Returns
+    -------
+    float or ndarray of float64
+        Photon energy in keV.
+    """
+    wavelength = _positive(
+        "wavelength_m", wavelength_m, hint="Wavelength in metres, e.g. 1.5406e-10."
+    )
+    return HC_KEV_M / wavelength
+
+
+def electron_wavelength_m(energy_kev):
+    """Relativistic electron wavelength for an accelerating voltage.
+
+    ``lambda = h c / sqrt((2 m0 c^2 + E) E)`` with ``E`` the kinetic energy.
+
+    Parameters
+    ----------
+    energy_kev : float or array_like of float
+        Kinetic energy in keV (the accelerating voltage in kV), > 0.
+
+    Returns
+    -------
+    float or ndarray of float64
+        Wavelength in metres (300 keV gives 1.9687e-12 m = 0.01969 Angstrom).
+    """
+    energy = _positive(
+        "energy_kev", energy_kev, hint="Electron kinetic energy in keV, e.g. 300 for 300 kV."
+    )
+    return HC_KEV_M / np.sqrt((2.0 * ELECTRON_REST_ENERGY_KEV + energy) * energy)
+
+
+def farfield_sample_pixel_m(*, energy_kev=None, distance_m, shape, psize_m, wavelength_m=None):
+    """Sample-plane pixel size of a far-field (Fraunhofer) geometry.
+
+    ``lambda z / (N psize)`` per axis: ptypy's ``resolution``.
+
+    Parameters
+    ----------
+    energy_kev : float, optional
+        Photon energy in keV; the wavelength is ``h c / E``. Give exactly one
+        of ``energy_kev`` and ``wavelength_m``.
+    distance_m : float
+        Sample-detector distance in metres.
+    shape : int or (int, int)
+        Frame shape ``N`` or ``(ny, nx)`` in detector pixels.
+    psize_m : float or (float, float)
+        Detector pixel size in metres, scalar or ``(y, x)``.
+    wavelength_m : float, optional
+        Wavelength in metres (for electrons, see :func:`electron_wavelength_m`).
+
+    Returns
+    -------
+    (2,) ndarray of float64
+        Sample-plane pixel size ``(y, x)`` in metres.
+    """
+    if (energy_kev is None) == (wavelength_m is None):
+        raise ParameterError(
+            f"energy_kev/wavelength_m: got energy_kev={energy_kev!r}, "
+            f"wavelength_m={wavelength_m!r}; expected exactly one of them. "
+            "Hint: pass energy_kev for X-rays, or "
+            "wavelength_m=electron_wavelength_m(energy_kev) for electrons."
+        )
+    if wavelength_m is None:
+        wavelength = xray_wavelength_m(energy_kev)
+    else:
+        wavelength = _positive("wavelength_m", wavelength_m, hint="Wavelength in metres.")
+    if np.ndim(wavelength) != 0:
+        raise ParameterError(
+            f"energy_kev/wavelength_m: got an array {wavelength!r}; expected a scalar."
+        )
+    distance = _positive("distance_m", distance_m, hint="Sample-detector distance in metres.")
+    if np.ndim(distance) != 0:
+        raise ParameterError(f"distance_m: got {distance_m!r}; expected a scalar in metres.")
+    npix = np.array(frame_shape(shape), dtype=np.float64)
+    psize = _pair("psize_m", psize_m, hint="Detector pixel size in metres, e.g. 172e-6.")
+    return wavelength * distance / (npix * psize)
+
+
+def positions_to_pixels(positions_m, sample_pixel_m):
+    """Convert scan positions from metres to (fractional) sample-plane pixels.
+
+    Parameters
+    ----------
+    positions_m : (N, 2) array_like of float
+        Positions ``(y, x)`` in metres.
+    sample_pixel_m : float or (float, float)
+        Sample-plane pixel size in metres, scalar or ``(y, x)``
+        (see :func:`farfield_sample_pixel_m`).
+
+    Returns
+    -------
+    (N, 2) ndarray of float64
+        Positions ``(y, x)`` in pixels; not rounded.
+    """
+    pos = np.asarray(positions_m, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 2:
+        raise ParameterError(
+            f"positions_m: got an array of shape {pos.shape}; expected (N, 2) with columns (y, x)."
+        )
+    if not np.all(np.isfinite(pos)):
+        raise ParameterError(
+            "positions_m: got non-finite values (NaN or inf); expected finite positions in metres."
+        )
+    pixel = _pair("sample_pixel_m", sample_pixel_m, hint="Sample-plane pixel size in metres.")
+    return pos / pixel
+
+
+def frame_shape(shape, *, name="shape"):
+    """Validate a frame shape and return it as ``(ny, nx)``.
+
+    Parameters
+    ----------
+    shape : int or (int, int)
+        ``N`` (a square ``N x N`` frame) or ``(ny, nx)``, in pixels, each >= 1.
+    name : str
+        Argument name used in the error message.
+
+    Returns
+    -------
+    (int, int)
+        ``(ny, nx)``.
+    """
+    values = (shape, shape) if np.ndim(shape) == 0 else tuple(np.ravel(shape))
+    ok = len(values) == 2 and all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in values
+    )
+    if not ok:
+        raise ParameterError(
+            f"{name}: got {shape!r}; expected a positive int N or a pair of positive ints "
+            "(ny, nx). Hint: frame sizes are whole pixels, e.g. 128 or (128, 256)."
+        )
+    return int(values[0]), int(values[1])
+
+
+def centred_coordinates_px(shape):
+    """Pixel offsets from the centre pixel ``(ny // 2, nx // 2)``.
+
+    This is the ``numpy.fft.fftshift`` convention: the zero frequency of a
+    shifted spectrum, and the centre of every centred probe or object, sits
+    at index ``(ny // 2, nx // 2)``.
+
+    Parameters
+    ----------
+    shape : int or (int, int)
+        Frame shape in pixels.
+
+    Returns
+    -------
+    y : (ny, 1) ndarray of float64
+        Vertical offsets in pixels.
+    x : (1, nx) ndarray of float64
+        Horizontal offsets in pixels; ``y`` and ``x`` broadcast to ``(ny, nx)``.
+    """
+    ny, nx = frame_shape(shape)
+    y = (np.arange(ny, dtype=np.float64) - ny // 2)[:, None]
+    x = (np.arange(nx, dtype=np.float64) - nx // 2)[None, :]
+    return y, x
