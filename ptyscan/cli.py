@@ -1,0 +1,153 @@
+"""The ``ptyscan`` command: ``prepare``, ``info``, ``scans``, ``schema``.
+
+Bad input ends with exit code 2 and a one-line (or one-per-problem) message;
+``--debug`` shows the traceback. Under MPI an error on any rank aborts every
+rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import textwrap
+
+from . import __version__
+from .errors import ParameterError, PtyScanError
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("ptyscan")
+
+
+def _cmd_prepare(args, comm):
+    from .recipe import load_recipe
+    from .runner import prepare
+
+    recipe = load_recipe(args.recipe, overrides=args.set)
+    if args.no_progress:
+        recipe = dataclasses.replace(recipe, run=recipe.run.model_copy(update={"progress": False}))
+    summary = prepare(recipe, comm=comm)
+    if comm.rank == 0:
+        print(
+            f"prepared {summary.frames} frames in {summary.chunks} chunks, "
+            f"{summary.seconds:.2f} s ({summary.frames_per_s:.0f} frames/s), "
+            f"{summary.ranks} rank(s) -> {summary.dfile}"
+        )
+    return 0
+
+
+def _cmd_info(args, comm):
+    from .ptyd import describe_ptyd
+
+    print(describe_ptyd(args.file))
+    return 0
+
+
+def _cmd_scans(args, comm):
+    from .scans import available_scans, scan_summary
+
+    names = available_scans()
+    width = max(map(len, names))
+    for name in names:
+        print(f"{name:<{width}}  {scan_summary(name)}")
+    return 0
+
+
+def _schema_model(name):
+    from .engines_registry import available_engines, get_engine
+    from .params import closest_name
+    from .recipe import RunParams
+    from .scans import available_scans, get_scan
+
+    if name == "run":
+        return RunParams
+    if name in available_engines():
+        return get_engine(name).Params
+    if name in available_scans():
+        return get_scan(name).Params
+    known = [*available_scans(), *available_engines(), "run"]
+    near = closest_name(name, known)
+    hint = f" (did you mean '{near}'?)" if near else ""
+    raise ParameterError(
+        f"schema: unknown scan class, engine or section {name!r}{hint}; "
+        f"available: {', '.join(known)}"
+    )
+
+
+def _cmd_schema(args, comm):
+    from .params import describe_fields
+
+    model = _schema_model(args.name)
+    rows = describe_fields(model)
+    width = max(len(r[0]) for r in rows)
+    print(f"{args.name} parameters (name, default, description; units in the text):")
+    for key, default, text in rows:
+        print(f"  {key:<{width}}  = {default}")
+        for line in textwrap.wrap(" ".join(text.split()), 88):
+            print(f"  {'':<{width}}    {line}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ptyscan",
+        description="Prepare ptychography scans from YAML recipes and inspect .ptyd files.",
+    )
+    parser.add_argument("--version", action="version", version=f"ptyscan {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("prepare", help="prepare a scan from a recipe and save a .ptyd file")
+    p.add_argument("recipe", help="YAML recipe file")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set scan.shape=64 (repeatable)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("info", help="summarise a .ptyd file (meta, chunks, frames)")
+    p.add_argument("file", help=".ptyd file")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("scans", help="list the registered scan classes")
+    p.set_defaults(func=_cmd_scans)
+
+    p = sub.add_parser("schema", help="show a scan class's (or 'run') parameters")
+    p.add_argument("name", help="scan class name (see `ptyscan scans`), engine name, or 'run'")
+    p.set_defaults(func=_cmd_schema)
+    return parser
+
+
+def _setup_logging(args, rank):
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    if rank != 0 and not args.debug:
+        level = logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``ptyscan`` console script; returns the exit code."""
+    from .parallel import abort_on_error, get_comm
+
+    args = build_parser().parse_args(argv)
+    comm = get_comm()
+    _setup_logging(args, comm.rank)
+    with abort_on_error(comm):
+        try:
+            return args.func(args, comm)
+        except PtyScanError as exc:
+            if args.debug or comm.size > 1:
+                raise
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Parameter models, reusable field types and validation-error formatting.
+
+Every scan and engine class declares its parameters as a pydantic v2 model
+derived from :class:`ParamsModel` (unknown keys rejected, frozen after
+validation).  :func:`validate_params` turns pydantic's errors into a
+:class:`~ptyscan.errors.RecipeError` with one line per problem::
+
+    scan.engery: unknown key (did you mean 'energy'?)
+    scan.shape: must be a positive int or a pair (ny, nx) of positive ints, got -3
+
+Recipes (YAML files) are read by :mod:`ptyscan.recipe`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from .errors import RecipeError
+
+__all__ = [
+    "OptionalPair",
+    "OptionalPositiveFloat",
+    "OptionalShape2",
+    "Pair",
+    "ParamsModel",
+    "PositionsArray",
+    "PositiveFloat",
+    "Shape2",
+    "closest_name",
+    "describe_fields",
+    "format_validation_error",
+    "validate_params",
+]
+
+
+class ParamsModel(BaseModel):
+    """Base of all parameter models: unknown keys are errors, instances are frozen."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+        arbitrary_types_allowed=True,
+        use_attribute_docstrings=True,
+    )
+
+    def to_dict(self) -> dict:
+        """Plain, YAML-safe dict of the values (tuples become lists, arrays lists)."""
+        return _plain(self.model_dump())
+
+    def __eq__(self, other):
+        # Compare plain values: pydantic's field-by-field == fails on array fields.
+        if not isinstance(other, BaseModel):
+            return NotImplemented
+        return type(self) is type(other) and self.to_dict() == other.to_dict()
+
+
+def _plain(value):
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def closest_name(name: str, candidates) -> str | None:
+    """Return the candidate closest to ``name`` (for 'did you mean' hints), or None."""
+    lowered = {str(c).lower(): str(c) for c in candidates}
+    hits = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[hits[0]] if hits else None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The nested model reached by following ``loc`` (all but the last key)."""
+    current = model
+    for key in loc[:-1]:
+        field = current.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            current = ann
+        else:
+            return None
+    return current
+
+
+def format_validation_error(exc: ValidationError, *, model, prefix: str = "") -> list[str]:
+    """Turn a pydantic ``ValidationError`` into one readable line per problem.
+
+    Parameters
+    ----------
+    exc : pydantic.ValidationError
+    model : type
+        The model that was validated (used to find 'did you mean' candidates).
+    prefix : str
+        Path prefix such as ``"scan"`` or ``"engines[0]"``.
+    """
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path = ".".join([prefix, *(str(p) for p in loc)]) if prefix else ".".join(map(str, loc))
+        path = path or prefix or "<root>"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            owner = _model_at(model, loc)
+            hint = closest_name(loc[-1], owner.model_fields) if owner else None
+            tail = f" (did you mean '{hint}'?)" if hint else ""
+            valid = ", ".join(sorted(owner.model_fields)) if owner and not hint else ""
+            if valid:
+                tail = f"; valid keys: {valid}"
+            lines.append(f"{path}: unknown key{tail}")
+            continue
+        msg = err["msg"]
+        for lead in ("Value error, ", "Assertion failed, "):
+            if msg.startswith(lead):
+                msg = msg[len(lead) :]
+        if kind == "missing":
+            lines.append(f"{path}: required key is missing")
+        elif kind.startswith("value_error") and ", got " in msg:
+            lines.append(f"{path}: {msg}")
+        else:
+            msg = msg[0].lower() + msg[1:] if msg else msg
+            lines.append(f"{path}: {msg}, got {_short(err.get('input'))}")
+    return lines
+
+
+def validate_params(model: type[ParamsModel], values: Mapping | None, *, prefix: str = ""):
+    """Validate ``values`` against ``model``; raise RecipeError listing every problem."""
+    if values is not None and not isinstance(values, Mapping):
+        where = prefix or "parameters"
+        raise RecipeError([f"{where}: must be a mapping of keys to values, got {_short(values)}"])
+    try:
+        return model.model_validate(dict(values or {}))
+    except ValidationError as exc:
+        raise RecipeError(format_validation_error(exc, model=model, prefix=prefix)) from None
+
+
+# --- reusable field types ------------------------------------------------------------------
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _is_real(value) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(
+        value, bool | np.bool_
+    )
+
+
+def _shape2(value):
+    """int n or a pair (ny, nx) of positive ints → (ny, nx)."""
+    expected = "must be a positive int or a pair (ny, nx) of positive ints"
+    pair = (value, value) if _is_int(value) else value
+    if (
+        isinstance(pair, list | tuple | np.ndarray)
+        and len(pair) == 2
+        and all(_is_int(v) and v > 0 for v in pair)
+    ):
+        return (int(pair[0]), int(pair[1]))
+    raise ValueError(f"{expected}, got {_short(value)}")
+
+
+def _pair(value):
+    """A positive number or a pair of positive numbers → (y, x) floats."""
+    expected = "must be a positive number or a pair (y, x) of positive numbers"
+    pair = (value, value) if _is_real(value) else value
+    if isinstance(pair, list | tuple | np.ndarray) and len(pair) == 2:
+        if all(_is_real(v) and math.isfinite(v) and v > 0 for v in pair):
+            return (float(pair[0]), float(pair[1]))
+    raise ValueError(f"{expected}, got {_short(value)}")
+
+
+def _positive(value):
+    if _is_real(value) and math.isfinite(value) and value > 0:
+        return float(value)
+    raise ValueError(f"must be a positive finite number, got {_short(value)}")
+
+
+def _optional_positive(value):
+    return None if value is None else _positive(value)
+
+
+def _positions(value):
+    if value is None:
+        return None
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.ndim != 2 or arr.shape[1] != 2 or len(arr) == 0:
+        shape = getattr(arr, "shape", "not numeric")
+        raise ValueError(
+            f"must be an (N, 2) array of positions in metres (slow, fast), got shape {shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("must contain only finite positions, got NaN or inf")
+    arr.setflags(write=False)
+    return arr
+
+
+Shape2 = Annotated[tuple[int, int], BeforeValidator(_shape2)]
+"""(ny, nx) pixels; accepts an int n for (n, n)."""
+OptionalShape2 = Annotated[
+    tuple[int, int] | None, BeforeValidator(lambda v: None if v is None else _shape2(v))
+]
+"""Like :data:`Shape2`, or None."""
+Pair = Annotated[tuple[float, float], BeforeValidator(_pair)]
+"""(y, x) positive floats; accepts one number for both."""
+OptionalPair = Annotated[
+    tuple[float, float] | None, BeforeValidator(lambda v: None if v is None else _pair(v))
+]
+"""Like :data:`Pair`, or None."""
+PositiveFloat = Annotated[float, BeforeValidator(_positive)]
+OptionalPositiveFloat = Annotated[float | None, BeforeValidator(_optional_positive)]
+PositionsArray = Annotated[Any, BeforeValidator(_positions)]
+"""(N, 2) float64 metres or None."""
+
+
+def describe_fields(model: type[BaseModel]) -> list[tuple[str, str, str]]:
+    """(name, default, help) for each field of ``model``, nested models flattened."""
+    rows = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows += [(f"{name}.{n}", d, h) for n, d, h in describe_fields(ann)]
+            continue
+        default = _plain(field.get_default(call_default_factory=True))
+        rows.append((name, repr(default), _inherited_description(model, name)))
+    return rows
+
+
+def _inherited_description(model, name) -> str:
+    """Help of field ``name``; a subclass that only changes the default keeps its parent's."""
+    for cls in model.__mro__:
+        field = getattr(cls, "model_fields", {}).get(name) if isinstance(cls, type) else None
+        if field is not None and field.description:
+            return field.description.strip()
+    return ""

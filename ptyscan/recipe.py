@@ -1,0 +1,284 @@
+"""YAML recipes: reading, ``--set`` overrides, validation of every section at once.
+
+A recipe has up to three sections::
+
+    scan:    {name: MoonFlowerScan, num_frames: 200, shape: 128}
+    engines: [{name: DM, numiter: 100}]
+    run:     {output_dir: out, frames_per_chunk: 50}
+
+Merge order: class defaults < recipe < overrides (``--set scan.shape=128``).
+Everything is validated before any work; all problems are reported together.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import yaml
+from pydantic import Field
+
+from .errors import PtyScanError, RecipeError
+from .params import ParamsModel, PositiveFloat, _plain, closest_name, validate_params
+
+__all__ = ["SECTIONS", "Recipe", "RunParams", "apply_overrides", "load_recipe", "parse_override"]
+
+SECTIONS = ("scan", "engines", "run")
+
+
+class RunParams(ParamsModel):
+    """The ``run:`` section: how the job runs, not what it computes."""
+
+    backend: Literal["auto", "numpy", "cupy"] = "auto"
+    """Array backend of the engines: 'numpy', 'cupy' (GPU) or 'auto' (CuPy if a GPU works)."""
+    output_dir: str = "out"
+    """Folder for results and, when scan.dfile is not set, the prepared .ptyd file."""
+    frames_per_chunk: int = Field(100, ge=1)
+    """Frames requested from the scan per chunk (``scan.auto(frames_per_chunk)``)."""
+    poll_interval: PositiveFloat = 0.2
+    """Seconds to wait after WAIT (scan still acquiring) before asking again."""
+    progress: bool = True
+    """Show a progress bar on rank 0."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A validated, frozen recipe.
+
+    Attributes
+    ----------
+    scan : PtyScanParams
+        Validated parameters of ``scan_class`` (its ``Params`` model).
+    scan_class : type
+    engines : tuple of dict
+        Engine sections, in order.
+    run : RunParams
+    source : str or None
+        File the recipe was read from.
+    """
+
+    scan: ParamsModel
+    scan_class: type
+    run: RunParams
+    engines: tuple = field(default=())
+    source: str | None = field(default=None, compare=False)
+
+    def to_dict(self) -> dict:
+        """Fully resolved recipe (defaults filled in) as plain data."""
+        return {
+            "scan": self.scan.to_dict(),
+            "engines": [_plain(e) for e in self.engines],
+            "run": self.run.to_dict(),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def make_scan(self, *, comm=None):
+        """Construct the scan (loads nothing)."""
+        return self.scan_class(self.scan, comm=comm)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice in one mapping."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first given on line {seen[key] + 1})", mark
+            )
+        seen[key] = key_node.start_mark.line
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+# YAML 1.1 reads 75e-6 and 1.0e8 (no dot or no exponent sign) as strings; read them as floats.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def read_yaml(path) -> dict:
+    """Read a YAML mapping; syntax errors name the file, line and column."""
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise RecipeError([f"{path}: cannot read recipe: {exc.strerror}"], source=path) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError([f"{where}: invalid YAML: {problem}"], source=path) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise RecipeError(
+            [
+                f"{path}: a recipe must be a mapping with sections {SECTIONS}, got {type(data).__name__}"
+            ],
+            source=path,
+        )
+    return dict(data)
+
+
+_KEY = re.compile(r"^[A-Za-z_][\w]*(\[\d+\])?(\.([A-Za-z_][\w]*|\d+)(\[\d+\])?)*$")
+
+
+def parse_override(text: str) -> tuple[list, object]:
+    """Split ``'scan.shape=128'`` into ``(['scan', 'shape'], 128)``.
+
+    The value is read as YAML, so ``128`` is an int, ``[64, 32]`` a list,
+    ``null`` None and ``true`` a bool; ``engines.0.numiter`` or
+    ``engines[0].numiter`` address list items.
+    """
+    key, sep, raw = str(text).partition("=")
+    key = key.strip()
+    if not sep or not _KEY.match(key):
+        raise RecipeError(
+            [
+                f"--set {text!r}: expected KEY.PATH=VALUE such as scan.shape=128 or run.output_dir=out"
+            ]
+        )
+    parts = [int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", key) if p]
+    try:
+        value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def apply_overrides(data: dict, overrides: Sequence[str]) -> dict:
+    """Return a copy of ``data`` with each ``KEY.PATH=VALUE`` override applied."""
+    import copy
+
+    data = copy.deepcopy(data)
+    problems = []
+    for text in overrides:
+        try:
+            parts, value = parse_override(text)
+            _set_path(data, parts, value, text)
+        except RecipeError as exc:
+            problems += exc.problems
+    if problems:
+        raise RecipeError(problems)
+    return data
+
+
+def _set_path(data, parts, value, text):
+    node = data
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not isinstance(part, int) or not 0 <= part < len(node):
+                raise RecipeError([f"--set {text!r}: no list item {part!r} (have {len(node)})"])
+        elif isinstance(node, dict):
+            if isinstance(part, int):
+                raise RecipeError([f"--set {text!r}: {parts[depth - 1]!r} is not a list"])
+            if not last and node.get(part) is None:
+                node[part] = {}
+        else:
+            raise RecipeError([f"--set {text!r}: {parts[depth - 1]!r} holds a value, not keys"])
+        if last:
+            node[part] = value
+        else:
+            node = node[part]
+
+
+def _validate_scan(section, problems):
+    from .scans import get_scan
+
+    if section is None:
+        problems.append("scan: required section is missing (e.g. scan: {name: MoonFlowerScan})")
+        return None, None
+    if not isinstance(section, Mapping):
+        problems.append(f"scan: must be a mapping with at least 'name', got {section!r:.60}")
+        return None, None
+    name = section.get("name")
+    if name is None:
+        problems.append("scan.name: required key is missing (e.g. name: MoonFlowerScan)")
+        return None, None
+    try:
+        cls = get_scan(str(name))
+        return cls, validate_params(cls.Params, section, prefix="scan")
+    except RecipeError as exc:
+        problems += exc.problems
+    except PtyScanError as exc:
+        problems.append(f"scan.name: {exc}")
+    return None, None
+
+
+def _validate_engines(section, problems):
+    from .engines_registry import validate_engine
+
+    if section is None:
+        return ()
+    if not isinstance(section, list):
+        problems.append(f"engines: must be a list of engine sections, got {section!r:.60}")
+        return ()
+    out = []
+    for k, item in enumerate(section):
+        try:
+            out.append(validate_engine(item, prefix=f"engines[{k}]"))
+        except RecipeError as exc:
+            problems += exc.problems
+    return tuple(out)
+
+
+def _section_problems(data) -> list[str]:
+    problems = []
+    for key in data:
+        if key not in SECTIONS:
+            near = closest_name(key, SECTIONS)
+            hint = f"did you mean '{near}'?" if near else f"valid sections: {', '.join(SECTIONS)}"
+            problems.append(f"{key}: unknown section ({hint})")
+    return problems
+
+
+def load_recipe(source, overrides: Sequence[str] = ()) -> Recipe:
+    """Read, override and validate a recipe.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or dict
+        A YAML file, or the recipe as a dict.
+    overrides : sequence of str
+        ``KEY.PATH=VALUE`` strings applied after reading (``--set``).
+
+    Raises
+    ------
+    RecipeError
+        Listing every problem, one per line.
+    """
+    path = None if isinstance(source, Mapping) else os.fspath(source)
+    data = dict(source) if path is None else read_yaml(path)
+    try:
+        data = apply_overrides(data, overrides)
+    except RecipeError as exc:
+        raise RecipeError(_section_problems(data) + exc.problems, source=path) from None
+    problems = _section_problems(data)  # after overrides: --set can add a section too
+    scan_class, scan = _validate_scan(data.get("scan"), problems)
+    engines = _validate_engines(data.get("engines"), problems)
+    run = None
+    try:
+        run = validate_params(RunParams, data.get("run"), prefix="run")
+    except RecipeError as exc:
+        problems += exc.problems
+    if problems:
+        raise RecipeError(problems, source=path)
+    return Recipe(scan=scan, scan_class=scan_class, run=run, engines=engines, source=path)

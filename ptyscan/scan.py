@@ -1,0 +1,469 @@
+"""PtyScan: the preparation lifecycle and the hooks a beamline subclass overrides.
+
+The lifecycle knows no file format and no physics. A subclass implements some
+of the hooks (``load`` at least); the base class calls them in a fixed order,
+spreads frames over MPI ranks, broadcasts what is common, finds the centre,
+crops, orients and rebins, and hands out :class:`~ptyscan.chunk.Chunk` objects
+(or ``WAIT`` / ``EOS``). Hook names, signatures and return values follow
+ptypy's ``PtyScan``, so a ptypy subclass ports by changing its imports.
+
+Per chunk: check → load → correct → weights fallback (weight2d, else ones) →
+centre (first chunk only) → crop/pad to ``shape`` around the centre →
+orientation → rebin → Chunk → optional ``.ptyd`` save on rank 0.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+import numpy as np
+
+from . import frames as fr
+from .chunk import EOS, WAIT, Chunk, ScanMeta
+from .errors import ScanError
+from .parallel import assign_frames, get_comm
+from .params import validate_params
+from .scan_params import PtyScanParams
+from .scan_support import ChunkSaver, collective, share_common
+
+__all__ = ["PtyScan", "PtyScanParams"]
+
+log = logging.getLogger(__name__)
+
+
+class PtyScan:
+    """Base class of every scan: lifecycle, MPI distribution and frame processing.
+
+    Parameters
+    ----------
+    pars : dict or PtyScanParams, optional
+        Parameters; missing keys take the class defaults (:attr:`DEFAULT`).
+    comm : Comm, optional
+        Communicator (default :func:`ptyscan.parallel.get_comm`).
+    **kwargs
+        Single parameters overriding ``pars`` (they reach subclass logic too).
+
+    Notes
+    -----
+    Construction validates parameters and loads no data. ``self.info`` holds the
+    validated, frozen parameters; derived facts live in :attr:`meta`. Hooks may
+    set entries of ``self.recorded_meta`` (energy keV, distance m, psize m,
+    center px, propagation, label) to override the parameters with values read
+    from the instrument; it is broadcast with ``self.common``.
+    """
+
+    Params: ClassVar[type[PtyScanParams]] = PtyScanParams
+    DEFAULT: ClassVar[dict]
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.DEFAULT = cls.Params().to_dict()
+
+    def __init__(self, pars=None, *, comm=None, **kwargs):
+        if isinstance(pars, PtyScanParams):
+            pars = pars.model_dump()
+        values = dict(pars or {})
+        values.update(kwargs)
+        self.info = validate_params(self.Params, values, prefix="scan")
+        self.comm = comm if comm is not None else get_comm()
+        self.num_frames = self.info.num_frames
+        self.frames_accessible = 0
+        self.end_of_scan = False
+        self.abort = False
+        self.framestart = 0
+        self.common: dict = {}
+        self.recorded_meta: dict = {}
+        self.positions = None
+        self.weight2d = None
+        self.seed = self.info.seed
+        self.is_initialized = False
+        self._raw_center = None
+        self._center = None
+        self._raw_shape = None
+        self._chunk_number = 0
+        self._frames_delivered = 0
+        self._totals = np.zeros(self.comm.size, np.int64)
+        self._mask_cache = None
+        self._saver = None if self.info.save is None else ChunkSaver(self)
+
+    @property
+    def params(self) -> PtyScanParams:
+        """The validated parameters (same object as ``self.info``)."""
+        return self.info
+
+    # --- hooks (ptypy names and contracts) ---------------------------------------------
+
+    def load_common(self) -> dict:
+        """Return a dict of anything shared by all frames (darks, flats, ...)."""
+        return {}
+
+    def load_positions(self):
+        """Return scan positions, ``(N, 2)`` float metres (slow, fast), or None."""
+        return None
+
+    def load_weight(self):
+        """Return a 2-D weight/mask for all frames (``> 0`` valid) or None for ones."""
+        return None
+
+    def check(self, frames=None, start=None):
+        """Return ``(frames_accessible, end_of_scan)`` for ``frames`` frames from ``start``.
+
+        ``end_of_scan`` may be True, False, or None to let the base class
+        decide from :attr:`num_frames`.
+        """
+        start = self.framestart if start is None else start
+        frames = self.info.min_frames if frames is None else frames
+        if self.num_frames is None:
+            return frames, None
+        return max(0, min(frames, self.num_frames - start)), None
+
+    def load(self, indices):
+        """Return ``(raw, positions, weights)``: dicts keyed by frame index.
+
+        ``raw[i]`` is a 2-D frame; ``positions`` and ``weights`` may be empty.
+        Every subclass must override this hook.
+        """
+        raise ScanError(
+            f"{type(self).__name__}.load: the scan class does not load frames; "
+            "override load(indices) to return (raw, positions, weights) dicts"
+        )
+
+    def correct(self, raw, weights, common):
+        """Return ``(data, weights)`` dicts from raw frames; the default clips negatives."""
+        data = {k: np.maximum(v, 0) for k, v in raw.items()}
+        return data, weights
+
+    def post_initialize(self):
+        """Called on every rank at the end of :meth:`initialize`."""
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def initialize(self):
+        """Load positions, weight and common data (rank 0, or all ranks) and share them."""
+        everywhere = self.info.load_parallel in ("common", "all")
+        shared = collective(self.comm, self._load_shared, root_only=not everywhere)
+        if not everywhere:
+            shared = share_common(self.comm, shared)
+        self.common = shared["common"]
+        self.recorded_meta = shared["recorded_meta"]
+        self.weight2d = shared["weight2d"]
+        self.seed = shared["seed"]
+        self.num_frames = shared["num_frames"]
+        self._set_positions(shared["positions"])
+        self.post_initialize()
+        self.is_initialized = True
+        if self.comm.rank == 0:
+            log.info(
+                "%s initialised: %s frames, %d rank(s), seed %d",
+                type(self).__name__,
+                "unknown" if self.num_frames is None else self.num_frames,
+                self.comm.size,
+                self.seed,
+            )
+
+    def _load_shared(self):
+        common = self.load_common()
+        common = {} if common is None else dict(common)
+        theory = self.info.positions_theory
+        positions = theory if theory is not None else self.load_positions()
+        weight2d = self.load_weight()
+        seed = self.info.seed
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (2**63))
+        return {
+            "common": common,
+            "recorded_meta": dict(self.recorded_meta),
+            "positions": None if positions is None else np.asarray(positions),
+            "weight2d": None if weight2d is None else np.asarray(weight2d),
+            "seed": seed,
+            "num_frames": self.num_frames,
+        }
+
+    def _set_positions(self, positions):
+        if positions is None or len(positions) == 0:
+            return
+        pos = np.asarray(positions, dtype=np.float64)
+        if pos.ndim != 2 or pos.shape[1] != 2:
+            raise ScanError(
+                f"{type(self).__name__}.load_positions: must return an (N, 2) array in "
+                f"metres (slow, fast), got shape {pos.shape}"
+            )
+        theory = self.info.positions_theory is not None
+        if self.num_frames is None or theory:
+            self.num_frames = len(pos)
+        elif len(pos) < self.num_frames:
+            log.warning(
+                "only %d positions for num_frames=%d: num_frames lowered to %d",
+                len(pos),
+                self.num_frames,
+                len(pos),
+            )
+            self.num_frames = len(pos)
+        self.positions = pos[: self.num_frames]
+
+    def auto(self, frames):
+        """Next chunk of at most ``frames`` frames, or ``WAIT`` / ``EOS``; saves if asked."""
+        out = self.get_data_chunk(frames)
+        if self._saver is not None:
+            if out is EOS:
+                self._saver.finish()
+            elif out is not WAIT:
+                self._saver.save(out)
+        return out
+
+    def get_data_chunk(self, chunksize, start=None):
+        """Prepare the next chunk of at most ``chunksize`` frames starting at ``start``.
+
+        Returns a :class:`Chunk` (this rank's frames), ``WAIT`` or ``EOS``; every
+        rank gets the same kind of answer at the same call.
+        """
+        if int(chunksize) < 1:
+            raise ScanError(f"get_data_chunk: chunksize must be a positive int, got {chunksize}")
+        if not self.is_initialized:
+            self.initialize()
+        start = self.framestart if start is None else int(start)
+        accessible, eos = self._check(int(chunksize), start)
+        self.frames_accessible, self.end_of_scan = accessible, eos
+        if accessible <= 0 and eos:
+            return EOS
+        if accessible <= 0 or (accessible < self.info.min_frames and not eos):
+            return WAIT
+        indices = np.arange(start, start + min(accessible, int(chunksize)), dtype=np.int64)
+        self.framestart = int(indices[-1]) + 1
+        chunk = self._prepare(indices)
+        self._chunk_number += 1
+        self._frames_delivered += len(indices)
+        return chunk
+
+    def _check(self, chunksize, start):
+        def run_check():
+            if self.abort:
+                return 0, True
+            accessible, eos = self.check(chunksize, start)
+            if eos is None:
+                if self.num_frames is None:
+                    raise ScanError(
+                        f"{type(self).__name__}.check: end_of_scan is None but num_frames is "
+                        "unknown, so the end of the scan cannot be detected; return True/False "
+                        "as end_of_scan from check(), or set num_frames, or return positions "
+                        "from load_positions()"
+                    )
+                eos = start + accessible >= self.num_frames
+            return int(min(max(accessible, 0), chunksize)), bool(eos), self.num_frames
+
+        got = collective(self.comm, run_check, root_only=True)
+        accessible, eos, *rest = self.comm.bcast(got)
+        if rest:
+            self.num_frames = rest[0]
+        return accessible, eos
+
+    # --- per-chunk processing ---------------------------------------------------------
+
+    def _prepare(self, indices) -> Chunk:
+        mine = assign_frames(indices, self.comm.size, self._totals)
+        self._totals += [len(b) for b in mine]
+        own = mine[self.comm.rank]
+        raw, pos, weights = self._load_frames(own, mine)
+        data, weights = collective(self.comm, lambda: self.correct(raw, weights, self.common))
+        stack, wstack = self._stack(own, data, weights)
+        if self._raw_center is None:
+            self._raw_center = self._find_center(stack, wstack)
+        stack, self._center = self._geometry(stack, self._raw_center)
+        wstack = self._geometry_weights(wstack, len(own))
+        positions = self._positions_for(own, pos)
+        all_pos = (
+            np.concatenate(self.comm.allgather(positions)) if self.comm.size > 1 else positions
+        )
+        return Chunk(
+            indices=own,
+            data=stack,
+            weights=wstack,
+            positions=positions,
+            meta=self.meta,
+            number=self._chunk_number,
+            all_indices=indices,
+            all_positions=all_pos,
+        )
+
+    def _load_frames(self, own, blocks):
+        """Call ``load`` per ``load_parallel`` and return this rank's three dicts."""
+        if self.info.load_parallel in ("data", "all") or self.comm.size == 1:
+            out = collective(self.comm, lambda: self.load(own))
+            return self._check_load(out, own)
+        from .scan_support import scatter_loaded
+
+        out = collective(self.comm, lambda: self.load(np.concatenate(blocks)), root_only=True)
+        if self.comm.rank == 0:
+            out = self._check_load(out, np.concatenate(blocks))
+        return scatter_loaded(self.comm, out, blocks)
+
+    def _check_load(self, out, indices):
+        name = f"{type(self).__name__}.load"
+        if not (isinstance(out, tuple | list) and len(out) == 3):
+            raise ScanError(
+                f"{name}: must return (raw, positions, weights) dicts, got {out!r:.80}"
+            )
+        raw, pos, weights = (dict(d or {}) for d in out)
+        missing = [int(i) for i in indices if int(i) not in raw]
+        if missing:
+            raise ScanError(
+                f"{name}: returned no frame for indices {missing[:5]}"
+                f"{'...' if len(missing) > 5 else ''}; raw must have one 2-D array per index"
+            )
+        return raw, pos, weights
+
+    def _stack(self, own, data, weights):
+        """(n, ny, nx) float32 data and weights (None when the 2-D mask applies to all)."""
+        shapes = {np.shape(data[int(i)]) for i in own}
+        all_shapes = set().union(*self.comm.allgather(shapes)) if self.comm.size > 1 else shapes
+        if len(all_shapes) > 1 or any(len(s) != 2 for s in all_shapes):
+            raise ScanError(
+                f"{type(self).__name__}: frames must all be 2-D with one shape, got shapes "
+                f"{sorted(all_shapes)} (across all ranks); check the detector ROI of the files"
+            )
+        shape = next(iter(all_shapes)) if all_shapes else self._raw_shape
+        self._check_raw_shape(shape)
+        stack = np.empty((len(own), *self._raw_shape), np.float32)
+        for row, i in enumerate(own):
+            stack[row] = data[int(i)]
+        per_frame = [weights.get(int(i)) for i in own]
+        if not any(w is not None for w in per_frame):
+            return stack, None
+        mask = self._raw_mask()
+        wstack = np.empty_like(stack)
+        for row, w in enumerate(per_frame):
+            wstack[row] = mask if w is None else w
+        return stack, wstack
+
+    def _check_raw_shape(self, shape):
+        if self._raw_shape is None:
+            self._raw_shape = tuple(int(s) for s in shape) if shape else None
+        elif shape and tuple(shape) != self._raw_shape:
+            raise ScanError(
+                f"{type(self).__name__}: frame shape changed from {self._raw_shape} to "
+                f"{tuple(shape)} during the scan"
+            )
+        if self._raw_shape is None:
+            raise ScanError(f"{type(self).__name__}: no frame shape known yet (empty chunk)")
+        w = self.weight2d
+        if w is not None and np.shape(w) != self._raw_shape:
+            raise ScanError(
+                f"{type(self).__name__}.load_weight: weight shape {np.shape(w)} does not match "
+                f"frame shape {self._raw_shape}"
+            )
+
+    def _raw_mask(self):
+        if self.weight2d is None:
+            return np.ones(self._raw_shape, np.float32)
+        return np.asarray(self.weight2d, np.float32)
+
+    def _find_center(self, stack, wstack):
+        """Raw-frame centre (cy, cx): from parameters, recorded meta or the mean frame."""
+        p = self.info
+        recorded = self.recorded_meta.get("center")
+        auto = p.auto_center is True or (p.auto_center is None and p.center is None)
+        if recorded is not None and p.auto_center is not True:
+            return fr.resolve_center(recorded, self._raw_shape)
+        if not auto:
+            spec = p.center if p.center is not None else "fftshift"
+            if p.center is None:
+                log.warning("center is None and auto_center False: using 'fftshift'")
+            return fr.resolve_center(spec, self._raw_shape)
+        valid = (wstack if wstack is not None else self._raw_mask()[None]) > 0
+        total = (stack * valid).sum(axis=0, dtype=np.float64)
+        count = np.broadcast_to(valid, stack.shape).sum(axis=0).astype(np.float64)
+        self.comm.Allreduce(total)
+        self.comm.Allreduce(count)
+        mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+        center = fr.center_of_mass(mean, weights=count)
+        if self.comm.rank == 0:
+            log.info("auto_center: centre of mass of the mean frame at %s", np.round(center, 2))
+        return center
+
+    def _geometry(self, stack, center):
+        """Crop/pad around the centre, orient, rebin; return frames and final centre."""
+        p = self.info
+        if p.shape is not None and not _crop_is_identity(stack.shape, p.shape, center):
+            stack, center = fr.crop_pad(stack, shape=p.shape, center=center)
+        stack, center = fr.orient(stack, orientation=p.orientation, center=center)
+        if p.rebin > 1:
+            stack = fr.rebin(stack, p.rebin)
+            center = fr.rebin_center(center, p.rebin)
+        return np.asarray(stack, np.float32), tuple(float(c) for c in center)
+
+    def _geometry_weights(self, wstack, n):
+        p = self.info
+        if wstack is None:
+            if self._mask_cache is None:
+                mask = self._raw_mask()
+                if p.shape is not None:
+                    mask, _ = fr.crop_pad(mask, shape=p.shape, center=self._raw_center)
+                mask, _ = fr.orient(mask, orientation=p.orientation)
+                if p.rebin > 1:
+                    mask = fr.rebin_weights(mask, p.rebin)
+                self._mask_cache = np.asarray(mask, np.float32)
+            return np.broadcast_to(self._mask_cache, (n, *self._mask_cache.shape))
+        if p.shape is not None:
+            wstack, _ = fr.crop_pad(wstack, shape=p.shape, center=self._raw_center)
+        wstack, _ = fr.orient(wstack, orientation=p.orientation)
+        if p.rebin > 1:
+            wstack = fr.rebin_weights(wstack, p.rebin)
+        return np.asarray(wstack, np.float32)
+
+    def _positions_for(self, own, pos):
+        out = np.empty((len(own), 2), np.float64)
+        for row, i in enumerate(own):
+            value = pos.get(int(i))
+            if value is None and self.positions is not None and i < len(self.positions):
+                value = self.positions[i]
+            if value is None:
+                raise ScanError(
+                    f"{type(self).__name__}: no position for frame {int(i)}; return positions "
+                    "from load_positions() or load(), or set positions_theory"
+                )
+            out[row] = value
+        return out
+
+    @property
+    def meta(self) -> ScanMeta:
+        """Derived facts (final shape, psize, centre, ...) as known now."""
+        p, rec = self.info, self.recorded_meta
+        flags = fr.orientation_flags(p.orientation)
+        psize = tuple(float(v) for v in np.broadcast_to(rec.get("psize", p.psize), (2,)))
+        crop = p.shape if p.shape is not None else self._raw_shape or (0, 0)
+        shape = tuple(int(s) // p.rebin for s in crop)
+        if flags[0]:
+            psize, shape = psize[::-1], shape[::-1]
+        return ScanMeta(
+            shape=shape,
+            psize=(psize[0] * p.rebin, psize[1] * p.rebin),
+            energy=float(rec.get("energy", p.energy)),
+            distance=float(rec.get("distance", p.distance)),
+            center=self._center,
+            num_frames=self.num_frames,
+            propagation=rec.get("propagation", p.propagation),
+            label=rec.get("label", p.label),
+            version=p.version,
+        )
+
+    def report(self) -> str:
+        """One-paragraph summary of the scan's state (also logged on rank 0)."""
+        total = "unknown" if self.num_frames is None else self.num_frames
+        text = (
+            f"{type(self).__name__} ({self.info.name}): {self._frames_delivered}/{total} frames "
+            f"in {self._chunk_number} chunks, end_of_scan={self.end_of_scan}, "
+            f"ranks={self.comm.size}; meta: {self.meta}"
+        )
+        if self.comm.rank == 0:
+            log.info(text)
+        return text
+
+
+def _crop_is_identity(in_shape, shape, center) -> bool:
+    """True when crop_pad would return the frames unchanged (same shape, centred)."""
+    centred = np.floor(np.asarray(center, np.float64) + 0.5) == np.asarray(shape) // 2
+    return tuple(in_shape[-2:]) == tuple(shape) and bool(centred.all())
+
+
+PtyScan.DEFAULT = PtyScanParams().to_dict()
