@@ -51,6 +51,7 @@ import h5py
 import numpy as np
 
 from ptyscan.errors import PtydError
+from ptyscan.h5frames import create_frames_dataset
 
 __all__ = [
     "PtydContents",
@@ -259,6 +260,8 @@ class PtydWriter:
     chunk_format : str
         Part-file suffix with one integer conversion (ptypy's parameter):
         chunk 3 of ``scan.ptyd`` goes to ``scan.chunk03.h5``.
+    threads : int
+        Threads compressing frames in parallel (gzip); see :mod:`ptyscan.h5frames`.
 
     Notes
     -----
@@ -266,8 +269,11 @@ class PtydWriter:
     the first :meth:`write_chunk`; ptypy cannot read a file without meta.
     """
 
-    def __init__(self, path, *, save="append", compression="gzip", chunk_format=".chunk%02d"):
+    def __init__(
+        self, path, *, save="append", compression="gzip", chunk_format=".chunk%02d", threads=1
+    ):
         self.path = Path(path)
+        self.threads = max(1, int(threads))
         _check_options(self.path, save, compression, chunk_format)
         self.save, self.compression, self.chunk_format = save, compression, chunk_format
         self._written, self._meta_written, self._closed = [], False, False
@@ -368,9 +374,13 @@ class PtydWriter:
             _init_layout(f, groups=("chunks",))
         dsets = {}
         for key, array in arrays.items():  # unlinked datasets first, linked at the end
-            big = key in ("data", "weights") and self.compression is not None
-            filters = _filters(array, self.compression) if big else {}
-            dsets[key] = _typed(f.create_dataset(None, data=array, **filters), "array")
+            if key in ("data", "weights"):
+                dset = create_frames_dataset(
+                    f, None, array, compression=self.compression, threads=self.threads
+                )
+            else:
+                dset = f.create_dataset(None, data=array)
+            dsets[key] = _typed(dset, "array")
         _typed(dsets["indices"], "arraylist")
         group = _typed(f["chunks"].create_group(str(n)), "dict")
         for key, dset in dsets.items():
@@ -477,20 +487,13 @@ def _open_for_writing(path, mode):
     return _retrying(path, opener, "open for writing", _WRITE_RETRY_S)
 
 
-def _filters(array, compression):
-    options = {"compression": compression, "shuffle": True, "chunks": (1, *array.shape[1:])}
-    if compression == "gzip":
-        options["compression_opts"] = 4
-    return options
-
-
 def _chunk_arrays(where, indices, data, weights, positions):
     indices, data, weights = np.asarray(indices), np.asarray(data), np.asarray(weights)
     arrays = {"data": data, "indices": indices, "weights": weights}
     arrays["positions"] = np.asarray(positions, dtype=np.float64)
     n = len(data) if data.ndim == 3 else -1
     if data.ndim == 3 and weights.shape == data.shape[1:]:
-        arrays["weights"] = np.ascontiguousarray(np.broadcast_to(weights, data.shape))
+        arrays["weights"] = np.broadcast_to(weights, data.shape)
     expected = {
         "data": (data.ndim == 3 and n > 0 and data.dtype.kind in "biuf", "(n>0, ny, nx) real"),
         "indices": (indices.shape == (n,) and indices.dtype.kind in "iu", f"({n},) int"),

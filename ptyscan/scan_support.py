@@ -166,13 +166,18 @@ class ChunkSaver:
     def _open(self, chunk):
         if self.writer is not None:
             return
+        from .parallel import thread_count
         from .ptyd import PtydWriter
 
         p = self.scan.info
         folder = os.path.dirname(os.path.abspath(p.dfile))
         os.makedirs(folder, exist_ok=True)
         self.writer = PtydWriter(
-            p.dfile, save=p.save, compression=p.compression, chunk_format=p.chunk_format
+            p.dfile,
+            save=p.save,
+            compression=p.compression,
+            chunk_format=p.chunk_format,
+            threads=thread_count(self.scan.comm),
         )
         self.writer.write_meta(chunk.meta.to_ptyd())
         self.writer.write_info(self._info())
