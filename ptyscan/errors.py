@@ -9,12 +9,12 @@ expected and, where one exists, a hint.
 from __future__ import annotations
 
 __all__ = [
-    "PtyScanError",
-    "RecipeError",
-    "ParameterError",
-    "ScanError",
-    "PtydError",
     "BackendError",
+    "ParameterError",
+    "PtyScanError",
+    "PtydError",
+    "RecipeError",
+    "ScanError",
 ]
 
 

@@ -64,6 +64,7 @@ class PtydScan(PtyScan):
         self._cached = (None, None)
 
     def load_common(self):
+        ptyd_chunk_sizes(self.source)  # a file without the chunks layout fails here, clearly
         meta = read_meta(self.source)
         p = self.info
         for key in ("energy", "distance", "psize"):
