@@ -101,7 +101,7 @@ def test_missing_chunks_is_a_clear_error(tmp_path):
         f.create_group("meta")
     with pytest.raises(PtydError, match="no 'chunks' group"):
         PtydScan(dfile=str(path)).auto(5)
-    with pytest.raises(PtydError, match="no such .ptyd file"):
+    with pytest.raises(PtydError, match=r"no such \.ptyd file"):
         PtydScan(dfile=str(tmp_path / "nope.ptyd")).auto(5)
 
 

@@ -63,5 +63,5 @@ def test_template_main_writes_a_ptyd(tmp_path, template, capsys):
 
 def test_template_missing_positions_is_a_clear_error(tmp_path, template):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ScanError, match="positions.csv not found"):
+    with pytest.raises(ScanError, match=r"positions\.csv not found"):
         template.NpyFolderScan(folder=str(tmp_path / "empty")).auto(5)
