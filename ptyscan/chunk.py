@@ -76,7 +76,10 @@ class ScanMeta:
         return float(xray_wavelength_m(self.energy))
 
     def to_ptyd(self) -> dict:
-        """The ``meta`` group of a ``.ptyd`` file (ptypy keys and types)."""
+        """The ``meta`` group of a ``.ptyd`` file: exactly ptypy's keys and types.
+
+        ``propagation`` is not a ptypy meta key; it is kept in ``info``.
+        """
         return {
             "version": float(self.version),
             "num_frames": None if self.num_frames is None else int(self.num_frames),
@@ -86,7 +89,6 @@ class ScanMeta:
             "energy": float(self.energy),
             "center": None if self.center is None else np.asarray(self.center, np.float64),
             "distance": float(self.distance),
-            "propagation": self.propagation,
         }
 
 

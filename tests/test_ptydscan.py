@@ -209,3 +209,14 @@ def test_preparation_killed_after_k_chunks_keeps_them(tmp_path, save):
         expected = clean.get_data_chunk(10, start=10 * n)
         np.testing.assert_array_equal(chunk["data"], expected.data)
         np.testing.assert_array_equal(chunk["indices"], expected.indices)
+
+
+def test_meta_keys_are_exactly_ptypys_and_propagation_survives_in_info(tmp_path):
+    prepare_moonflower(tmp_path / "nf.ptyd", propagation="nearfield", label="lab")
+    with h5py.File(tmp_path / "nf.ptyd", "r") as ours, h5py.File(REFERENCE, "r") as ref:
+        assert set(ours["meta"]) == set(ref["meta"])
+    chunk = PtydScan(dfile=str(tmp_path / "nf.ptyd")).auto(50)
+    assert chunk.meta.propagation == "nearfield"
+    assert chunk.meta.label == "lab"
+    explicit = PtydScan(dfile=str(tmp_path / "nf.ptyd"), propagation="farfield").auto(50)
+    assert explicit.meta.propagation == "farfield"

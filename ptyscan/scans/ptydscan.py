@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import ScanError
 from ..params import OptionalPair, OptionalPositiveFloat, OptionalShape2
-from ..ptyd import ptyd_chunk_sizes, read_chunk, read_meta
+from ..ptyd import ptyd_chunk_sizes, read_chunk, read_info, read_meta
 from ..scan import PtyScan
 from ..scan_params import Center, PtyScanParams
 
@@ -76,9 +76,11 @@ class PtydScan(PtyScan):
                 self.recorded_meta[key] = meta[key]
         if p.center is None and meta.get("center") is not None:
             self.recorded_meta["center"] = tuple(float(c) for c in meta["center"])
-        for key in ("label", "propagation"):
-            if meta.get(key) is not None and getattr(p, key, None) in (None, "farfield"):
-                self.recorded_meta[key] = meta[key]
+        if p.label is None and meta.get("label") is not None:
+            self.recorded_meta["label"] = meta["label"]
+        stored = read_info(self.source).get("propagation")
+        if stored in ("farfield", "nearfield") and "propagation" not in self.info.model_fields_set:
+            self.recorded_meta["propagation"] = stored
         if self.num_frames is None and meta.get("num_frames") is not None:
             self.num_frames = int(meta["num_frames"])
         return {}
