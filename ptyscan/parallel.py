@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +44,7 @@ class Comm(Protocol):
     size: int
 
     def barrier(self) -> None: ...
+    def idle_barrier(self, poll_s: float = 0.002) -> None: ...
     def bcast(self, obj, root: int = 0): ...
     def bcast_array(self, arr, root: int = 0) -> np.ndarray: ...
     def allreduce(self, value, op: str = "sum"): ...
@@ -63,6 +65,9 @@ class SerialComm:
         return "SerialComm()"
 
     def barrier(self):
+        return None
+
+    def idle_barrier(self, poll_s=0.002):
         return None
 
     def bcast(self, obj, root=0):
@@ -150,6 +155,16 @@ class MPIComm:
 
     def barrier(self):
         self.comm.Barrier()
+
+    def idle_barrier(self, poll_s=0.002):
+        """A barrier that sleeps while it waits, leaving the cores to busy ranks.
+
+        MPI implementations spin in blocking collectives; ranks waiting for rank 0
+        (writing a chunk, say) would take the cores its compression threads need.
+        """
+        request = self.comm.Ibarrier()
+        while not request.Test():
+            time.sleep(poll_s)
 
     def bcast(self, obj, root=0):
         return self.comm.bcast(obj, root=root)

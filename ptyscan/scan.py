@@ -148,10 +148,10 @@ class PtyScan:
         self.common = shared["common"]
         self.recorded_meta = shared["recorded_meta"]
         self.weight2d = shared["weight2d"]
-        self.seed = shared["seed"]
+        self.seed = self.comm.bcast(shared["seed"])  # one seed even when every rank loads
         self.num_frames = shared["num_frames"]
         self._set_positions(shared["positions"])
-        self.post_initialize()
+        collective(self.comm, self.post_initialize)
         self.is_initialized = True
         if self.comm.rank == 0:
             log.info(
@@ -265,13 +265,15 @@ class PtyScan:
         self._totals += [len(b) for b in mine]
         own = mine[self.comm.rank]
         raw, pos, weights = self._load_frames(own, mine)
-        data, weights = collective(self.comm, lambda: self.correct(raw, weights, self.common))
+        data, weights = collective(
+            self.comm, lambda: self._check_corrected(self.correct(raw, weights, self.common), own)
+        )
         stack, wstack = self._stack(own, data, weights)
         if self._raw_center is None:
             self._raw_center = self._find_center(stack, wstack)
         stack, self._center = self._geometry(stack, self._raw_center)
         wstack = self._geometry_weights(wstack, len(own))
-        positions = self._positions_for(own, pos)
+        positions = collective(self.comm, lambda: self._positions_for(own, pos))
         all_pos = (
             np.concatenate(self.comm.allgather(positions)) if self.comm.size > 1 else positions
         )
@@ -289,13 +291,13 @@ class PtyScan:
     def _load_frames(self, own, blocks):
         """Call ``load`` per ``load_parallel`` and return this rank's three dicts."""
         if self.info.load_parallel in ("data", "all") or self.comm.size == 1:
-            out = collective(self.comm, lambda: self.load(own))
-            return self._check_load(out, own)
+            return collective(self.comm, lambda: self._check_load(self.load(own), own))
         from .scan_support import scatter_loaded
 
-        out = collective(self.comm, lambda: self.load(np.concatenate(blocks)), root_only=True)
-        if self.comm.rank == 0:
-            out = self._check_load(out, np.concatenate(blocks))
+        every = np.concatenate(blocks)
+        out = collective(
+            self.comm, lambda: self._check_load(self.load(every), every), root_only=True
+        )
         return scatter_loaded(self.comm, out, blocks)
 
     def _check_load(self, out, indices):
@@ -313,10 +315,23 @@ class PtyScan:
             )
         return raw, pos, weights
 
+    def _check_corrected(self, out, indices):
+        name = f"{type(self).__name__}.correct"
+        if not (isinstance(out, tuple | list) and len(out) == 2):
+            raise ScanError(f"{name}: must return (data, weights) dicts, got {out!r:.80}")
+        data, weights = (dict(d or {}) for d in out)
+        missing = [int(i) for i in indices if int(i) not in data]
+        if missing:
+            raise ScanError(f"{name}: returned no frame for indices {missing[:5]}")
+        return data, weights
+
     def _stack(self, own, data, weights):
         """(n, ny, nx) float32 data and weights (None when the 2-D mask applies to all)."""
         shapes = {np.shape(data[int(i)]) for i in own}
-        all_shapes = set().union(*self.comm.allgather(shapes)) if self.comm.size > 1 else shapes
+        wshapes = {np.shape(w) for i in own if (w := weights.get(int(i))) is not None}
+        everyone = self.comm.allgather((shapes, wshapes))
+        all_shapes = set().union(*(s for s, _ in everyone))
+        all_wshapes = set().union(*(w for _, w in everyone))
         if len(all_shapes) > 1 or any(len(s) != 2 for s in all_shapes):
             raise ScanError(
                 f"{type(self).__name__}: frames must all be 2-D with one shape, got shapes "
@@ -324,6 +339,11 @@ class PtyScan:
             )
         shape = next(iter(all_shapes)) if all_shapes else self._raw_shape
         self._check_raw_shape(shape)
+        if all_wshapes - {self._raw_shape}:
+            raise ScanError(
+                f"{type(self).__name__}.load: per-frame weights must have the frame shape "
+                f"{self._raw_shape}, got {sorted(all_wshapes)} (across all ranks)"
+            )
         stack = np.empty((len(own), *self._raw_shape), np.float32)
         for row, i in enumerate(own):
             stack[row] = data[int(i)]

@@ -18,13 +18,15 @@ __all__ = ["ChunkSaver", "collective", "scatter_loaded", "share_common"]
 log = logging.getLogger(__name__)
 
 
-def collective(comm, fn, *, root_only=False):
+def collective(comm, fn, *, root_only=False, idle=False):
     """Run ``fn`` on every rank (or rank 0 only) and make all ranks agree on failure.
 
     With several ranks, a rank whose ``fn`` raised re-raises its exception and
     every other rank raises :class:`ScanError` naming that rank and message, so
     no rank is left waiting in a later collective. Returns ``fn()``'s result
-    (None on ranks that did not run it).
+    (None on ranks that did not run it). ``idle=True``: ranks that finish first
+    wait without spinning (:meth:`~ptyscan.parallel.MPIComm.idle_barrier`), for a
+    long ``fn`` that uses threads (compression on rank 0).
     """
     if comm.size == 1:
         return fn()
@@ -34,6 +36,8 @@ def collective(comm, fn, *, root_only=False):
             result = fn()
         except Exception as exc:
             error = exc
+    if idle:
+        comm.idle_barrier()
     messages = comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
     failed = [(rank, msg) for rank, msg in enumerate(messages) if msg is not None]
     if error is not None:
@@ -161,7 +165,7 @@ class ChunkSaver:
                 positions=chunk.all_positions,
             )
 
-        collective(comm, write, root_only=True)
+        collective(comm, write, root_only=True, idle=True)
 
     def _open(self, chunk):
         if self.writer is not None:
@@ -177,7 +181,8 @@ class ChunkSaver:
             save=p.save,
             compression=p.compression,
             chunk_format=p.chunk_format,
-            threads=thread_count(self.scan.comm),
+            # the other ranks sleep while rank 0 writes (idle_barrier): use the node's cores
+            threads=thread_count(),
         )
         self.writer.write_meta(chunk.meta.to_ptyd())
         self.writer.write_info(self._info())

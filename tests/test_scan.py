@@ -412,3 +412,12 @@ def test_report_and_meta():
     assert "3/3 frames in 1 chunks" in text
     assert scan.meta.label == "dots"
     assert scan.meta.wavelength_m == pytest.approx(1.5498e-10, rel=1e-4)
+
+
+def test_correct_must_return_every_frame():
+    class Drops(DotScan):
+        def correct(self, raw, weights, common):
+            return {}, weights
+
+    with pytest.raises(ScanError, match=r"correct: returned no frame for indices \[0, 1\]"):
+        Drops(num_frames=2).auto(2)

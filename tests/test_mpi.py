@@ -1,0 +1,213 @@
+"""Launch the MPI tests (tests/mpi/) with ``mpiexec -n 2`` and ``-n 3`` from the serial suite.
+
+Every launch runs under a timeout and is killed (with all its ranks) when it runs
+over, so a misbehaving MPI job fails the test instead of hanging the suite. The
+launched processes find the package through ``PYTHONPATH=<repo root>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'ptyscan[mpi]')")
+
+ROOT = Path(__file__).resolve().parents[1]
+MPI_DIR = ROOT / "tests" / "mpi"
+
+
+def _find_mpiexec():
+    """The mpiexec next to this Python (the ``mpich`` wheel's), else the one on PATH."""
+    here = Path(sys.executable).with_name("mpiexec")
+    return str(here) if here.exists() else shutil.which("mpiexec")
+
+
+MPIEXEC = _find_mpiexec()
+
+pytestmark = [
+    pytest.mark.mpi,
+    pytest.mark.skipif(
+        MPIEXEC is None,
+        reason="no mpiexec next to the Python or on PATH (pip install 'ptyscan[mpi]' "
+        "provides one with the mpich wheel)",
+    ),
+]
+
+SUITE_TIMEOUT_S = 120
+ABORT_LIMIT_S = 30
+
+
+def _helpers():
+    spec = importlib.util.spec_from_file_location(
+        "_ptyscan_mpi_helpers", MPI_DIR / "mpi_helpers.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclasses.dataclass
+class Launch:
+    returncode: int
+    output: str
+    seconds: float
+
+
+def _descendants(pid):
+    """Process ids below ``pid`` (Linux /proc; empty elsewhere)."""
+    children = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _kill_tree(proc):
+    """SIGKILL mpiexec, its process group and every process below it (the ranks)."""
+    victims = _descendants(proc.pid)
+    for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            kill()
+    for pid in victims:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def mpirun(n, args, *, timeout, env=None):
+    """Run ``mpiexec -n n python ARGS`` from the repo root; fail (never hang) on timeout."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+    )
+    full_env["OMP_NUM_THREADS"] = "1"  # ranks share this machine's cores
+    full_env.update(env or {})
+    cmd = [MPIEXEC, "-n", str(n), sys.executable, *args]
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+        output, _ = proc.communicate()
+        pytest.fail(
+            f"{' '.join(cmd)} did not finish within {timeout} s (an MPI hang?) and was "
+            f"killed; last output:\n{output[-6000:]}"
+        )
+    return Launch(proc.returncode, output, time.monotonic() - start)
+
+
+def pytest_args(*paths):
+    """``python -m pytest PATHS`` as every rank runs it (inner per-test timeout 60 s)."""
+    options = "-p no:cacheprovider --color=no -q -o timeout=60"
+    return ["-m", "pytest", *paths, *options.split()]
+
+
+_SUITES: dict[int, tuple[Launch, Path]] = {}
+
+
+@pytest.fixture(scope="module")
+def mpi_suite(tmp_path_factory):
+    """Run tests/mpi under ``mpiexec -n N`` once per N; ``(launch, output folder)``."""
+
+    def launch(n):
+        if n not in _SUITES:
+            out = tmp_path_factory.mktemp(f"mpi{n}")
+            env = {"PTYSCAN_MPI_OUTDIR": str(out), "PTYSCAN_EXPECTED_RANKS": str(n)}
+            _SUITES[n] = (
+                mpirun(n, pytest_args("tests/mpi"), timeout=SUITE_TIMEOUT_S, env=env),
+                out,
+            )
+        return _SUITES[n]
+
+    yield launch
+    _SUITES.clear()
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_mpi_suite_passes(mpi_suite, n):
+    """Every test of tests/mpi passes on every one of n ranks (3 ranks oversubscribe 2 cores)."""
+    run, out = mpi_suite(n)
+    assert run.returncode == 0, f"mpiexec -n {n} pytest tests/mpi failed:\n{run.output[-8000:]}"
+    outcomes = []
+    for rank in range(n):  # written by tests/mpi/conftest.py at the end of each rank's session
+        path = out / f"rank{rank}.json"
+        assert path.is_file(), f"rank {rank} wrote no outcome:\n{run.output[-4000:]}"
+        outcomes.append(json.loads(path.read_text()))
+    for o in outcomes:
+        assert o["size"] == n and o["exitstatus"] == 0, o
+        assert o["failed"] == o["error"] == o["skipped"] == 0, o
+        assert o["passed"] == o["collected"] == outcomes[0]["collected"] >= 30, o
+
+
+def test_saved_ptyd_identical_for_1_2_3_ranks(mpi_suite, tmp_path):
+    """The MoonFlower .ptyd written with 2 and 3 ranks equals the 1-rank file, byte for byte."""
+    from ptyscan.parallel import SerialComm
+    from ptyscan.scans.moonflower import MoonFlowerScan
+
+    helpers = _helpers()
+    files = {}
+    for n in (2, 3):
+        run, out = mpi_suite(n)
+        found = list(out.glob(f"*moonflower*/MoonFlowerScan_{n}ranks.ptyd"))
+        assert len(found) == 1, f"no .ptyd from {n} ranks:\n{run.output[-4000:]}"
+        files[n] = found[0]
+    files[1] = tmp_path / "MoonFlowerScan_1rank_here.ptyd"
+    pars = {**helpers.SMALL, "auto_center": True, "save": "append", "dfile": str(files[1])}
+    helpers.run(MoonFlowerScan(pars, comm=SerialComm()), 7)
+    helpers.assert_ptyd_identical(files[1], files[2])
+    helpers.assert_ptyd_identical(files[1], files[3])
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["-m", "mpi4py", "tests/mpi/raise_on_rank1.py", "scan"], "RuntimeError: boom"),
+        (["tests/mpi/raise_on_rank1.py", "scan", "--wrap"], "[rank 1/2] RuntimeError: boom"),
+        (["tests/mpi/raise_on_rank1.py", "blocked", "--wrap"], "[rank 1/2] RuntimeError: boom"),
+    ],
+    ids=["python-m-mpi4py", "abort_on_error", "abort_on_error-others-in-barrier"],
+)
+def test_hook_raising_on_rank1_ends_job(args, expect):
+    """An exception on rank 1 only: non-zero exit within 30 s, rank 1's message shown."""
+    run = mpirun(2, args, timeout=ABORT_LIMIT_S + 30)
+    assert run.returncode != 0, run.output[-4000:]
+    assert run.seconds < ABORT_LIMIT_S, f"took {run.seconds:.1f} s:\n{run.output[-4000:]}"
+    assert expect in run.output, run.output[-4000:]
+    assert "detector file missing on rank 1" in run.output
+    assert "finished without error" not in run.output
+
+
+def test_failing_mpi_test_aborts_instead_of_hanging():
+    """A test failing on rank 1 only ends the job (conftest hook); rank 0 waits in a barrier."""
+    run = mpirun(2, pytest_args("tests/mpi/fail_on_rank1.py"), timeout=ABORT_LIMIT_S + 30)
+    assert run.returncode != 0, run.output[-4000:]
+    assert run.seconds < ABORT_LIMIT_S, f"took {run.seconds:.1f} s:\n{run.output[-4000:]}"
+    assert "deliberate failure on rank 1" in run.output
+    assert "calling MPI_Abort(1)" in run.output
