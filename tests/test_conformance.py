@@ -34,7 +34,79 @@ def _ptyd(tmp_path, **kw):
     return get_scan("PtydScan")(dfile=str(source), **kw)
 
 
-FACTORIES = {"MoonFlowerScan": _moonflower, "QuickScan": _quick, "PtydScan": _ptyd}
+def _id16a(tmp_path, **kw):
+    from fabio.edfimage import EdfImage
+
+    folder = tmp_path / "id16a"
+    if not folder.exists():
+        folder.mkdir()
+        rng = np.random.default_rng(0)
+        for i in range(N_FRAMES):
+            header = {"motor_mne": "spy spz", "motor_pos": f"{i * 0.5} {-i * 0.25}"}
+            frame = rng.integers(200, 4000, (16, 16)).astype(np.uint16)
+            EdfImage(data=frame, header=header).write(str(folder / f"cell_{i + 1:04d}.edf"))
+        for k in range(2):
+            EdfImage(data=np.full((16, 16), 100 + k, np.uint16)).write(
+                str(folder / f"dark_{k}.edf")
+            )
+            EdfImage(data=np.full((16, 16), 5000 + k, np.uint16)).write(
+                str(folder / f"ref_{k}.edf")
+            )
+    return get_scan("ID16AScan")(
+        base_path=str(folder), sample_name="cell", shape=16, flat_division=True, **kw
+    )
+
+
+def _flispec(tmp_path, **kw):
+    root = tmp_path / "optiklabor"
+    if not root.exists():
+        times = (0.1, 1.0)  # two exposures per point
+
+        def raw(path, image, t):
+            head = f"rows = {image.shape[0]}\ncols = {image.shape[1]}\nexp_time = {t}\nEOH\n"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(head.encode() + image.astype("<u2").tobytes())
+
+        scans = root / "ccdfli" / "S00000-00999"
+        rng = np.random.default_rng(0)
+        for e, t in enumerate(times):
+            raw(scans / "S00072" / f"ccdfli_00000_{e:02d}.raw", np.full((8, 8), 100), t)
+            for j in range(N_FRAMES):
+                counts = rng.integers(0, 100_000, (8, 8)) * t + 100
+                raw(scans / "S00074" / f"ccdfli_{j:05d}_{e:02d}.raw", np.minimum(counts, 65535), t)
+        rows = "\n".join(f"{0.01 * (j // 2)} {0.02 * (j % 3)} 0" for j in range(2 * N_FRAMES))
+        log = root / "spec" / "dat-files" / "spec_started_2013_11_21_1659.dat"
+        log.parent.mkdir(parents=True)
+        log.write_text(
+            f"#O0 samx  samy\n\n#S 74  ascan\n#P0 0 0\n#N 3\n#L samy  samx  det\n{rows}\n"
+        )
+    return get_scan("FliSpecScanMultexp")(base_path=f"{root}/", shape=8, **kw)
+
+
+def _plugin(tmp_path, **kw):
+    path = tmp_path / "ramp_scan.py"
+    if not path.exists():
+        path.write_text(
+            "import numpy as np\n"
+            "from ptyscan import PtyScan\n\n\n"
+            "class RampScan(PtyScan):\n"
+            "    def load_positions(self):\n"
+            "        i = np.arange(13)\n"
+            "        return np.stack([i, -i], axis=1) * 1e-6\n\n"
+            "    def load(self, indices):\n"
+            "        return {int(i): np.full((8, 8), i, np.float32) for i in indices}, {}, {}\n"
+        )
+    return get_scan("plugin")(file=str(path), shape=8, seed=2, **kw)
+
+
+FACTORIES = {
+    "MoonFlowerScan": _moonflower,
+    "QuickScan": _quick,
+    "PtydScan": _ptyd,
+    "ID16AScan": _id16a,
+    "FliSpecScanMultexp": _flispec,
+    "plugin": _plugin,
+}
 
 
 def test_every_registered_scan_has_a_conformance_factory():

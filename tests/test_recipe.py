@@ -439,7 +439,7 @@ def test_recipes_are_found():
 def test_shipped_recipe_validates(path):
     recipe = load_recipe(path)
     assert isinstance(recipe, Recipe)
-    assert recipe.scan.name == recipe.scan_class.__name__
+    assert get_scan(recipe.scan.name) is recipe.scan_class
     assert recipe.source == str(path)
 
 

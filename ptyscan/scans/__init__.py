@@ -25,6 +25,9 @@ BUILTIN_SCANS = {
     "MoonFlowerScan": "ptyscan.scans.moonflower:MoonFlowerScan",
     "QuickScan": "ptyscan.scans.moonflower:QuickScan",
     "PtydScan": "ptyscan.scans.ptydscan:PtydScan",
+    "ID16AScan": "ptyscan.scans.id16a:ID16AScan",
+    "FliSpecScanMultexp": "ptyscan.scans.optiklabor:FliSpecScanMultexp",
+    "plugin": "ptyscan.scans.plugin:PluginScan",
 }
 """Name → "module:attribute" of the classes shipped with ptyscan (also registered as
 entry points; listed here so a source checkout works without installation)."""
