@@ -1,4 +1,4 @@
-"""The ``ptyscan`` command: ``prepare``, ``info``, ``scans``, ``schema``.
+"""The ``ptyscan`` command: ``prepare``, ``simulate``, ``run``, ``show``, ``info``, ``scans``, ``schema``.
 
 Bad input ends with exit code 2 and a one-line (or one-per-problem) message;
 ``--debug`` shows the traceback. Under MPI an error on any rank aborts every
@@ -34,6 +34,65 @@ def _cmd_prepare(args, comm):
             f"prepared {summary.frames} frames in {summary.chunks} chunks, "
             f"{summary.seconds:.2f} s ({summary.frames_per_s:.0f} frames/s), "
             f"{summary.ranks} rank(s) -> {summary.dfile}"
+        )
+    return 0
+
+
+def _cmd_run(args, comm):
+    from .recipe import load_recipe
+    from .runner import run_recipe
+
+    recipe = load_recipe(args.recipe, overrides=args.set)
+    if args.no_progress:
+        recipe = dataclasses.replace(recipe, run=recipe.run.model_copy(update={"progress": False}))
+    summary = run_recipe(recipe, comm=comm, resume=args.resume)
+    if comm.rank == 0:
+        errors = ", ".join(
+            f"{k} {summary.last_errors[k]:.4g}"
+            for k in ("fourier", "photons", "exit")
+            if k in summary.last_errors
+        )
+        print(
+            f"reconstructed {summary.frames} frames, {summary.iterations} iterations in "
+            f"{summary.seconds:.1f} s on {summary.ranks} rank(s) -> {summary.result}"
+            + (f" (last errors: {errors})" if errors else "")
+        )
+    return 0
+
+
+def _cmd_show(args, comm):
+    from .results import read_ptyr, save_plots
+
+    result = read_ptyr(args.result)
+    names = save_plots(result, args.result)
+    last = {k: float(v[-1]) for k, v in result.history.items() if len(v) and v.dtype.kind == "f"}
+    print(
+        f"{args.result}: {result.attrs.get('status')} result, backend {result.attrs.get('backend')}"
+    )
+    print(
+        f"  object {result.object.shape}, probe {result.probe.shape}, {len(result.indices)} frames"
+    )
+    print(
+        "  last errors: "
+        + ", ".join(f"{k} {last[k]:.4g}" for k in ("fourier", "photons", "exit") if k in last)
+    )
+    for path in names.values():
+        print(f"  wrote {path}")
+    return 0
+
+
+def _cmd_simulate(args, comm):
+    from .recipe import load_recipe
+    from .simulate.run import simulate_recipe
+
+    recipe = load_recipe(args.recipe, overrides=args.set)
+    if args.no_progress:
+        recipe = dataclasses.replace(recipe, run=recipe.run.model_copy(update={"progress": False}))
+    out = simulate_recipe(recipe, comm=comm)
+    if comm.rank == 0:
+        print(
+            f"simulated {out['frames']} frames in {out['chunks']} chunks, {out['seconds']:.2f} s, "
+            f"{out['ranks']} rank(s) -> {out['dfile']} (truth: {out['truth']})"
         )
     return 0
 
@@ -111,6 +170,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser(
+        "simulate", help="simulate a scan from a recipe: a .ptyd file and a truth file"
+    )
+    p.add_argument("recipe", help="YAML recipe file (scan: SimScan, MoonFlowerScan, ...)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set scan.shape=64 (repeatable)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_simulate)
+
+    p = sub.add_parser("run", help="prepare a scan and reconstruct it with the recipe's engines")
+    p.add_argument("recipe", help="YAML recipe file")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set engines.0.numiter=50 (repeatable)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("show", help="render a .ptyr result's pictures again and summarise it")
+    p.add_argument("result", help=".ptyr result file")
+    p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("info", help="summarise a .ptyd file (meta, chunks, frames)")
     p.add_argument("file", help=".ptyd file")

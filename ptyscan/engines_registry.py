@@ -13,13 +13,22 @@ from importlib.metadata import entry_points
 from .errors import RecipeError
 from .params import closest_name, validate_params
 
-__all__ = ["available_engines", "get_engine", "validate_engine"]
+__all__ = ["BUILTIN_ENGINES", "available_engines", "get_engine", "validate_engine"]
 
 GROUP = "ptyscan.engines"
 
+BUILTIN_ENGINES = {
+    "DM": "ptyscan.engines.dm:DM",
+    "ML": "ptyscan.engines.ml:ML",
+}
+"""Name → "module:attribute" of the engines shipped with ptyscan (also entry points)."""
+
 
 def _targets() -> dict[str, str]:
-    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
+    found = dict(BUILTIN_ENGINES)
+    for ep in entry_points(group=GROUP):
+        found.setdefault(ep.name, ep.value)
+    return found
 
 
 def available_engines() -> list[str]:

@@ -42,6 +42,12 @@ class RunParams(ParamsModel):
     """Seconds to wait after WAIT (scan still acquiring) before asking again."""
     progress: bool = True
     """Show a progress bar on rank 0."""
+    min_frames_for_recon: int = Field(1, ge=1)
+    """Frames that must have arrived before the first engine starts iterating (streaming)."""
+    checkpoint_every: int = Field(0, ge=0)
+    """Write a checkpoint .ptyr every this many iterations (0: never); see ``ptyscan run --resume``."""
+    plot: bool = True
+    """Save PNG pictures (object, probe, errors) next to the result (needs matplotlib)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,9 @@ class Recipe:
         """Fully resolved recipe (defaults filled in) as plain data."""
         return {
             "scan": self.scan.to_dict(),
-            "engines": [_plain(e) for e in self.engines],
+            "engines": [
+                e.to_dict() if isinstance(e, ParamsModel) else _plain(e) for e in self.engines
+            ],
             "run": self.run.to_dict(),
         }
 

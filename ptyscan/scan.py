@@ -141,6 +141,9 @@ class PtyScan:
 
     def initialize(self):
         """Load positions, weight and common data (rank 0, or all ranks) and share them."""
+        if self.seed is None:  # drawn once, before the hooks (they may need it), on rank 0
+            fresh = int(np.random.SeedSequence().entropy % (2**63)) if self.comm.rank == 0 else None
+            self.seed = self.comm.bcast(fresh)
         everywhere = self.info.load_parallel in ("common", "all")
         shared = collective(self.comm, self._load_shared, root_only=not everywhere)
         if not everywhere:
@@ -148,7 +151,6 @@ class PtyScan:
         self.common = shared["common"]
         self.recorded_meta = shared["recorded_meta"]
         self.weight2d = shared["weight2d"]
-        self.seed = self.comm.bcast(shared["seed"])  # one seed even when every rank loads
         self.num_frames = shared["num_frames"]
         self._set_positions(shared["positions"])
         collective(self.comm, self.post_initialize)
@@ -168,15 +170,11 @@ class PtyScan:
         theory = self.info.positions_theory
         positions = theory if theory is not None else self.load_positions()
         weight2d = self.load_weight()
-        seed = self.info.seed
-        if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2**63))
         return {
             "common": common,
             "recorded_meta": dict(self.recorded_meta),
             "positions": None if positions is None else np.asarray(positions),
             "weight2d": None if weight2d is None else np.asarray(weight2d),
-            "seed": seed,
             "num_frames": self.num_frames,
         }
 

@@ -1,6 +1,5 @@
 """The ``ptyscan`` command line: exit codes, messages, and the files ``prepare`` writes."""
 
-import logging
 import os
 import re
 import subprocess
@@ -18,19 +17,6 @@ from ptyscan.scans import available_scans
 ROOT = Path(__file__).resolve().parents[1]
 SUBCOMMANDS = ["prepare", "info", "scans", "schema"]
 BAD_SHAPE = "scan.shape: must be a positive int or a pair (ny, nx) of positive ints, got -3"
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logger():
-    """``main`` calls logging.basicConfig(force=True); drop its handler and level afterwards."""
-    root = logging.getLogger()
-    before, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers[:]:
-        if type(handler) is logging.StreamHandler and handler not in before:
-            root.removeHandler(handler)
-            handler.close()
-    root.setLevel(level)
 
 
 def write_recipe(tmp_path, *, scan="", name="quick.yaml"):

@@ -99,6 +99,16 @@ def _plugin(tmp_path, **kw):
     return get_scan("plugin")(file=str(path), shape=8, seed=2, **kw)
 
 
+def _simscan(tmp_path, **kw):
+    return get_scan("SimScan")(
+        num_frames=N_FRAMES,
+        shape=32,
+        seed=2,
+        xy={"model": "spiral", "spacing": 1e-6, "steps": 8},
+        **kw,
+    )
+
+
 FACTORIES = {
     "MoonFlowerScan": _moonflower,
     "QuickScan": _quick,
@@ -106,6 +116,7 @@ FACTORIES = {
     "ID16AScan": _id16a,
     "FliSpecScanMultexp": _flispec,
     "plugin": _plugin,
+    "SimScan": _simscan,
 }
 
 

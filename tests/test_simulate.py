@@ -316,12 +316,12 @@ def test_positions_by_model_dispatch():
     np.testing.assert_array_equal(
         positions_by_model("raster", 20, spacing_m=1e-6), raster_positions(20, spacing_m=1e-6)
     )
-    assert set(SCAN_MODELS) == {"round", "raster"}
+    assert set(SCAN_MODELS) == {"round", "raster", "spiral"}
 
 
 def test_positions_by_model_unknown_lists_models():
-    with pytest.raises(ParameterError, match=r"spiral.*'round'.*'raster'"):
-        positions_by_model("spiral", 10, spacing_m=1e-6)
+    with pytest.raises(ParameterError, match=r"zigzag.*'round'.*'raster'.*'spiral'"):
+        positions_by_model("zigzag", 10, spacing_m=1e-6)
 
 
 @pytest.mark.parametrize("func", [round_positions, raster_positions])

@@ -28,6 +28,7 @@ BUILTIN_SCANS = {
     "ID16AScan": "ptyscan.scans.id16a:ID16AScan",
     "FliSpecScanMultexp": "ptyscan.scans.optiklabor:FliSpecScanMultexp",
     "plugin": "ptyscan.scans.plugin:PluginScan",
+    "SimScan": "ptyscan.scans.simscan:SimScan",
 }
 """Name → "module:attribute" of the classes shipped with ptyscan (also registered as
 entry points; listed here so a source checkout works without installation)."""

@@ -1,0 +1,164 @@
+"""``ptyscan simulate RECIPE``: prepare a simulated scan and write its truth next to it.
+
+:func:`simulate_recipe` runs the recipe's scan to the end (saving a ``.ptyd``
+file as ``ptyscan prepare`` does) and writes ``<dfile stem>.truth.h5``, an
+HDF5 file with what the data were made from::
+
+    object              (M, oy, ox) complex64   object modes
+    probe               (K, ny, nx) complex64   probe modes (Σ|P|² = photons)
+    positions_m         (N, 2) float64          true positions (y, x), metres
+    positions_px        (N, 2) int64            top-left pixel of each view in ``object``
+    reported_positions_m (N, 2) float64         positions given to the reconstruction
+    sample_pixel_m      (2,) float64            object pixel size (y, x), metres
+    recipe              str                     the resolved recipe (YAML)
+
+with attributes ``scan`` (class name), ``seed``, ``num_frames``,
+``propagation``, ``wavelength_m`` and ``ptyscan_version``. The file is
+written under a temporary name and renamed, so it is either complete or absent.
+Any scan class with ``true_object`` and ``true_probe`` works (SimScan,
+MoonFlowerScan, QuickScan).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+
+from ptyscan.chunk import EOS, WAIT
+from ptyscan.errors import ScanError
+from ptyscan.parallel import get_comm
+from ptyscan.scan_support import collective
+
+__all__ = ["simulate_recipe", "truth_path", "write_truth"]
+
+log = logging.getLogger(__name__)
+
+
+def truth_path(dfile):
+    """The truth file next to ``dfile``: ``run/scan.ptyd`` → ``run/scan.truth.h5``."""
+    return os.path.splitext(os.fspath(dfile))[0] + ".truth.h5"
+
+
+def _dfile(recipe):
+    """``scan.dfile``, else ``<run.output_dir>/<recipe stem or scan name>.ptyd``."""
+    if recipe.scan.dfile:
+        return recipe.scan.dfile
+    stem = recipe.scan.label or recipe.scan.name
+    if recipe.source:
+        stem = os.path.splitext(os.path.basename(recipe.source))[0]
+    return os.path.join(recipe.run.output_dir, f"{stem}.ptyd")
+
+
+def _modes(array):
+    arr = np.asarray(array)
+    return arr[None] if arr.ndim == 2 else arr
+
+
+def write_truth(path, scan, *, recipe_yaml=""):
+    """Write the truth of an initialised simulated ``scan`` to ``path`` atomically."""
+    import h5py
+
+    from ptyscan import __version__
+
+    positions_m = getattr(scan, "true_positions_m", None)
+    if positions_m is None:  # MoonFlower: positions are on the pixel grid already
+        positions_m = scan.positions
+    tmp = f"{path}.partial"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f["object"] = _modes(scan.true_object).astype(np.complex64)
+            f["probe"] = _modes(scan.true_probe).astype(np.complex64)
+            f["positions_m"] = np.asarray(positions_m, dtype=np.float64)
+            f["positions_px"] = np.asarray(scan.true_positions_px, dtype=np.int64)
+            f["positions_px"].attrs["meaning"] = "top-left pixel (row, col) of each view"
+            f["reported_positions_m"] = np.asarray(scan.positions, dtype=np.float64)
+            f["sample_pixel_m"] = np.asarray(scan.sample_pixel_m, dtype=np.float64)
+            f["recipe"] = recipe_yaml
+            meta = scan.meta
+            f.attrs.update(
+                scan=type(scan).__name__,
+                seed=int(scan.seed),
+                num_frames=int(scan.num_frames),
+                propagation=meta.propagation,
+                wavelength_m=float(getattr(scan, "wavelength_m", meta.wavelength_m)),
+                ptyscan_version=__version__,
+            )
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def simulate_recipe(recipe, *, comm=None) -> dict:
+    """Simulate the recipe's scan into a ``.ptyd`` file and write its truth file.
+
+    Parameters
+    ----------
+    recipe : ptyscan.recipe.Recipe
+        A validated recipe whose scan class exposes ``true_object`` and
+        ``true_probe`` (e.g. SimScan). ``scan.dfile`` (default
+        ``<run.output_dir>/<recipe stem>.ptyd``) receives the data, in
+        ``scan.save`` mode (default 'append').
+    comm : Comm, optional
+        Communicator; every rank simulates its own frames.
+
+    Returns
+    -------
+    dict
+        ``dfile``, ``truth`` (paths), ``frames``, ``chunks``, ``seconds``, ``ranks``.
+    """
+    comm = comm if comm is not None else get_comm()
+    dfile = _dfile(recipe)
+    scan = recipe.scan_class(
+        recipe.scan, comm=comm, save=recipe.scan.save or "append", dfile=dfile
+    )
+    if not all(hasattr(type(scan), name) for name in ("true_object", "true_probe")):
+        raise ScanError(
+            f"simulate: {type(scan).__name__} is not a simulation (no true_object/true_probe); "
+            "use SimScan, MoonFlowerScan or QuickScan, or `ptyscan prepare` for measured data"
+        )
+    start = time.perf_counter()
+    frames = chunks = 0
+    bar = None
+    if recipe.run.progress and comm.rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="frame", desc=f"simulate {type(scan).__name__}")
+    try:
+        while (chunk := scan.auto(recipe.run.frames_per_chunk)) is not EOS:
+            if chunk is WAIT:
+                time.sleep(recipe.run.poll_interval)
+                continue
+            frames += len(chunk.all_indices)
+            chunks += 1
+            if bar is not None:
+                bar.total = scan.num_frames
+                bar.update(len(chunk.all_indices))
+    finally:
+        if bar is not None:
+            bar.close()
+    truth = truth_path(dfile)
+    collective(
+        comm, lambda: write_truth(truth, scan, recipe_yaml=recipe.to_yaml()), root_only=True
+    )
+    seconds = time.perf_counter() - start
+    if comm.rank == 0:
+        log.info("simulated %d frames in %.2f s -> %s (truth: %s)", frames, seconds, dfile, truth)
+    return {
+        "dfile": dfile,
+        "truth": truth,
+        "frames": frames,
+        "chunks": chunks,
+        "seconds": seconds,
+        "ranks": comm.size,
+    }
