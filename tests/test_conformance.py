@@ -3,6 +3,7 @@
 A new scan class must add a factory to FACTORIES (the first test fails until it does).
 """
 
+import h5py
 import numpy as np
 import pytest
 
@@ -109,6 +110,40 @@ def _simscan(tmp_path, **kw):
     )
 
 
+def _hdf5_file(tmp_path):
+    """A small arbitrary-trajectory scan: uint16 frames, positions in metres, a 2-D mask."""
+    path = tmp_path / "hdf5_scan.h5"
+    if not path.exists():
+        rng = np.random.default_rng(2)
+        mask = np.ones((40, 44), np.uint8)
+        mask[:2, :5] = 0
+        with h5py.File(path, "w") as f:
+            f["entry/data"] = rng.poisson(3.0, (N_FRAMES, 40, 44)).astype(np.uint16)
+            f["entry/y"] = np.arange(N_FRAMES) * 1e-7
+            f["entry/x"] = np.arange(N_FRAMES) * -2e-7
+            f["entry/mask"] = mask
+    return str(path)
+
+
+def _hdf5(name, tmp_path, **kw):
+    return get_scan(name)(
+        intensities={"file": _hdf5_file(tmp_path), "key": "entry/data"},
+        positions={"slow_key": "entry/y", "fast_key": "entry/x"},
+        mask={"key": "entry/mask"},
+        shape=32,
+        center=(20, 21),
+        **kw,
+    )
+
+
+def _hdf5_loader(tmp_path, **kw):
+    return _hdf5("Hdf5Loader", tmp_path, **kw)
+
+
+def _hdf5_loader_fast(tmp_path, **kw):
+    return _hdf5("Hdf5LoaderFast", tmp_path, workers=2, **kw)
+
+
 FACTORIES = {
     "MoonFlowerScan": _moonflower,
     "QuickScan": _quick,
@@ -117,6 +152,8 @@ FACTORIES = {
     "FliSpecScanMultexp": _flispec,
     "plugin": _plugin,
     "SimScan": _simscan,
+    "Hdf5Loader": _hdf5_loader,
+    "Hdf5LoaderFast": _hdf5_loader_fast,
 }
 
 

@@ -29,6 +29,8 @@ BUILTIN_SCANS = {
     "FliSpecScanMultexp": "ptyscan.scans.optiklabor:FliSpecScanMultexp",
     "plugin": "ptyscan.scans.plugin:PluginScan",
     "SimScan": "ptyscan.scans.simscan:SimScan",
+    "Hdf5Loader": "ptyscan.scans.hdf5_loader:Hdf5Loader",
+    "Hdf5LoaderFast": "ptyscan.scans.hdf5_loader_fast:Hdf5LoaderFast",
 }
 """Name → "module:attribute" of the classes shipped with ptyscan (also registered as
 entry points; listed here so a source checkout works without installation)."""
