@@ -1,4 +1,4 @@
-"""Drive a scan chunk by chunk: the streaming loop shared by ``prepare`` (and later ``run``)."""
+"""Drive a scan chunk by chunk: ``prepare`` (save a .ptyd) and ``run_recipe`` (reconstruct)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,22 @@ import os
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from .chunk import EOS, WAIT
+from .errors import PtyScanError
 from .parallel import get_comm
 
-__all__ = ["PrepareSummary", "default_dfile", "iterate_chunks", "prepare"]
+__all__ = [
+    "PrepareSummary",
+    "RunSummary",
+    "checkpoint_path",
+    "default_dfile",
+    "iterate_chunks",
+    "prepare",
+    "result_path",
+    "run_recipe",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,3 +113,202 @@ def prepare(recipe, *, comm=None, **overrides) -> PrepareSummary:
             scan.info.dfile,
         )
     return summary
+
+
+# --- reconstruction -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a reconstruction did (the same on every rank)."""
+
+    result: str
+    frames: int
+    iterations: int
+    seconds: float
+    ranks: int
+    last_errors: dict
+
+
+def result_path(recipe) -> str:
+    """``<run.output_dir>/<recipe file stem or scan name>.ptyr``."""
+    return os.path.splitext(default_dfile(recipe))[0] + ".ptyr"
+
+
+def checkpoint_path(recipe) -> str:
+    return os.path.splitext(result_path(recipe))[0] + ".checkpoint.ptyr"
+
+
+class _Run:
+    """State of one ``run_recipe`` call: scan, engines, frames seen, outputs."""
+
+    def __init__(self, recipe, comm, snapshot):
+        from .engines_registry import get_engine
+
+        self.recipe, self.comm, self.snapshot = recipe, comm, snapshot
+        self.scan = recipe.make_scan(comm=comm)
+        self.classes = [get_engine(e.name) for e in recipe.engines]
+        self.engines = [self.classes[0](recipe.engines[0], backend=recipe.run.backend, comm=comm)]
+        self.done = [0] * len(recipe.engines)  # iterations after EOS, per engine
+        self.indices, self.positions = [], []
+        self.history: list[dict] = []
+        self.bar = None
+
+    @property
+    def frames(self) -> int:
+        return sum(len(i) for i in self.indices)
+
+    def stream(self):
+        """Feed chunks to the first engine until EOS, iterating while frames arrive."""
+        run, engine = self.recipe.run, self.engines[0]
+        stream_iters = self.snapshot is None
+        while True:
+            chunk = self.scan.auto(run.frames_per_chunk)
+            if chunk is EOS:
+                return
+            if chunk is not WAIT:
+                engine.add_views(chunk)
+                self.indices.append(chunk.all_indices)
+                self.positions.append(chunk.all_positions)
+            elif not (stream_iters and self.frames >= run.min_frames_for_recon):
+                time.sleep(run.poll_interval)
+                continue
+            if stream_iters and self.frames >= run.min_frames_for_recon:
+                self._record(engine.iterate(engine.params.numiter_contiguous), streaming=True)
+
+    def restore(self):
+        """Put the checkpoint's object, probe and progress into the engines (--resume)."""
+        snap, state = self.snapshot, self.engines[0].state
+        if state.object.shape != snap.object.shape or not np.array_equal(
+            state.origin_px, snap.object_origin_px
+        ):
+            raise PtyScanError(
+                f"--resume: the checkpoint's object {snap.object.shape} at "
+                f"{snap.object_origin_px.tolist()} does not match this scan's "
+                f"{state.object.shape} at {np.asarray(state.origin_px).tolist()}; "
+                "was the recipe changed? Run without --resume"
+            )
+        state.object = state.backend.to_device(snap.object)
+        state.probe = state.backend.to_device(snap.probe)
+        self.done = [int(e["iterations_done"]) for e in snap.engines]
+        self.history = _history_records(snap.history)
+
+    def reconstruct(self):
+        """Run every engine's remaining iterations, checkpointing on the way."""
+        every = self.recipe.run.checkpoint_every
+        for k, cls in enumerate(self.classes):
+            if k > 0:
+                state = self.engines[-1].state
+                self.engines.append(cls(self.recipe.engines[k], state=state))
+            engine = self.engines[k]
+            while self.done[k] < engine.params.numiter:
+                todo = engine.params.numiter - self.done[k]
+                if every:
+                    todo = min(todo, every - sum(self.done) % every)
+                self._record(engine.iterate(todo))
+                self.done[k] += todo
+                if every and sum(self.done) % every == 0:
+                    self.write(checkpoint_path(self.recipe), status="checkpoint")
+
+    def _record(self, records, streaming=False):
+        for record in records:
+            record["streaming"] = float(streaming)
+        self.history += records
+        if self.bar is not None and records:
+            self.bar.update(0 if streaming else len(records))
+            last = records[-1]
+            self.bar.set_postfix(
+                engine=last["engine"], fourier=f"{last['fourier']:.3g}", exit=f"{last['exit']:.3g}"
+            )
+
+    def write(self, path, *, status):
+        from .results import make_result, write_ptyr
+
+        engine = self.engines[-1]
+        result = make_result(
+            engine=engine,
+            engines_progress=[
+                {"name": e.name, "iterations_done": d}
+                for e, d in zip(self.recipe.engines, self.done, strict=True)
+            ],
+            history=self.history,
+            indices=np.concatenate(self.indices),
+            positions=np.concatenate(self.positions),
+            meta=self.scan.meta,
+            recipe_yaml=self.recipe.to_yaml(),
+            status=status,
+            ranks=self.comm.size,
+        )
+        if self.comm.rank == 0:
+            write_ptyr(path, result)
+        return result
+
+
+def _history_records(history: dict) -> list[dict]:
+    keys = list(history)
+    n = len(history[keys[0]]) if keys else 0
+    return [
+        {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in history.items()}
+        for i in range(n)
+    ]
+
+
+def run_recipe(recipe, *, comm=None, resume=False) -> RunSummary:
+    """Prepare the recipe's scan chunk by chunk and reconstruct with its engines.
+
+    The first engine starts iterating once ``run.min_frames_for_recon`` frames
+    are in and keeps iterating between polls of the scan; after EOS each engine
+    performs its full ``numiter`` (the next engine continues from the previous
+    one's state). The result ``.ptyr`` (and PNG pictures with ``run.plot``) is
+    written to ``run.output_dir`` on rank 0; ``run.checkpoint_every`` writes a
+    checkpoint that ``resume=True`` continues from.
+    """
+    from .errors import RecipeError
+    from .results import read_ptyr, save_plots
+
+    comm = comm if comm is not None else get_comm()
+    if not recipe.engines:
+        raise RecipeError(["engines: the recipe names no engine; add e.g. engines: [{name: DM}]"])
+    snapshot = None
+    if resume:
+        path = checkpoint_path(recipe)
+        if not os.path.exists(path):
+            raise PtyScanError(f"--resume: no checkpoint {path}; set run.checkpoint_every first")
+        snapshot = read_ptyr(path)
+    job = _Run(recipe, comm, snapshot)
+    start = time.perf_counter()
+    total = sum(e.numiter for e in recipe.engines)
+    if recipe.run.progress and comm.rank == 0:
+        from tqdm import tqdm
+
+        job.bar = tqdm(total=total, unit="it", desc="reconstruct", leave=True)
+    try:
+        job.stream()
+        if job.frames == 0:
+            raise PtyScanError(f"{type(job.scan).__name__}: the scan delivered no frame")
+        if snapshot is not None:
+            job.restore()
+            if job.bar is not None:
+                job.bar.update(sum(job.done))
+        job.reconstruct()
+    finally:
+        if job.bar is not None:
+            job.bar.close()
+    out = result_path(recipe)
+    result = job.write(out, status="final")
+    if comm.rank == 0:
+        if os.path.exists(checkpoint_path(recipe)):
+            os.remove(checkpoint_path(recipe))
+        if recipe.run.plot:
+            save_plots(result, out)
+    last = {k: v for k, v in (job.history[-1] if job.history else {}).items()}
+    seconds = time.perf_counter() - start
+    if comm.rank == 0:
+        log.info(
+            "reconstructed %d frames, %d iterations in %.1f s -> %s",
+            job.frames,
+            len(job.history),
+            seconds,
+            out,
+        )
+    return RunSummary(out, job.frames, len(job.history), seconds, comm.size, last)

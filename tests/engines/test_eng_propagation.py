@@ -71,7 +71,9 @@ def test_farfield_equals_direct_dft_with_shifted_zero_frequency(shape, center):
     )
 
 
-@pytest.mark.parametrize(("shape", "center"), [((16, 16), None), ((15, 12), None), ((8, 10), (2, 9))])
+@pytest.mark.parametrize(
+    ("shape", "center"), [((16, 16), None), ((15, 12), None), ((8, 10), (2, 9))]
+)
 def test_farfield_of_a_plane_wave_is_a_delta_at_the_centre(shape, center):
     prop = FarField(shape, center=center)
     out = prop.forward(np.ones(shape, np.complex128))
@@ -149,7 +151,9 @@ def test_nearfield_backward_distance_undoes_forward():
 
 
 def test_propagator_for_meta():
-    far = ScanMeta(shape=(32, 30), psize=(1e-4, 1e-4), energy=7.2, distance=7.0, center=(16.0, 14.5))
+    far = ScanMeta(
+        shape=(32, 30), psize=(1e-4, 1e-4), energy=7.2, distance=7.0, center=(16.0, 14.5)
+    )
     prop = propagator_for(far)
     assert isinstance(prop, FarField) and prop.center == (16.0, 14.5) and prop.shape == (32, 30)
     prop = propagator_for(ScanMeta(shape=(32, 30), psize=(1e-4, 1e-4), energy=7.2, distance=7.0))

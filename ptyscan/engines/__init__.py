@@ -1,0 +1,31 @@
+"""Reconstruction engines: Difference Map and Maximum Likelihood on NumPy or CuPy.
+
+Engines are found by name through the entry-point group ``ptyscan.engines``
+(:func:`ptyscan.engines_registry.get_engine`); this package holds the built-in
+ones. Each engine is written once against a :class:`Backend` (``xp``, ``fft``);
+CuPy is imported only by :func:`get_backend`.
+
+>>> from ptyscan.engines import DM, ML
+>>> dm = DM(numiter=100, backend="numpy")        # doctest: +SKIP
+>>> dm.add_views(chunk); dm.iterate()            # doctest: +SKIP
+>>> ml = ML(numiter=50, state=dm.state)          # doctest: +SKIP
+>>> ml.iterate()                                 # doctest: +SKIP
+"""
+
+from .backend import Backend, get_backend
+from .base import Engine, EngineParams
+from .dm import DM, DMParams
+from .ml import ML, MLParams
+from .state import ReconstructionState
+
+__all__ = [
+    "DM",
+    "ML",
+    "Backend",
+    "DMParams",
+    "Engine",
+    "EngineParams",
+    "MLParams",
+    "ReconstructionState",
+    "get_backend",
+]

@@ -1,0 +1,183 @@
+"""Array backends for the engines: NumPy (+ scipy.fft) or CuPy (+ cupyx.scipy.fft).
+
+An engine is written once against ``backend.xp`` (the array module) and
+``backend.fft`` (unitary 2-D FFTs of the last two axes). CuPy is imported only
+inside :func:`get_backend`, so ``import ptyscan.engines`` works without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import BackendError
+
+__all__ = ["Backend", "get_backend"]
+
+log = logging.getLogger(__name__)
+
+_GPU_HINT = "install the GPU extra with: pip install 'ptyscan[gpu]'"
+_PRECISIONS = {
+    "single": (np.complex64, np.float32),
+    "double": (np.complex128, np.float64),
+}
+
+
+class _ScipyFFT:
+    """Unitary ``fft2``/``ifft2`` of the last two axes with scipy.fft and ``workers`` threads."""
+
+    def __init__(self, workers: int):
+        import scipy.fft
+
+        self._fft = scipy.fft
+        self.workers = int(workers)
+
+    def __repr__(self):
+        return f"scipy.fft(workers={self.workers})"
+
+    def fft2(self, x, *, overwrite_x=False):
+        return self._fft.fft2(x, norm="ortho", overwrite_x=overwrite_x, workers=self.workers)
+
+    def ifft2(self, x, *, overwrite_x=False):
+        return self._fft.ifft2(x, norm="ortho", overwrite_x=overwrite_x, workers=self.workers)
+
+
+class _CupyFFT:
+    """Unitary ``fft2``/``ifft2`` with cupyx.scipy.fft; cuFFT plans come from CuPy's plan cache."""
+
+    def __init__(self, cupyx_fft):
+        self._fft = cupyx_fft
+
+    def __repr__(self):
+        return "cupyx.scipy.fft"
+
+    def fft2(self, x, *, overwrite_x=False):
+        return self._fft.fft2(x, norm="ortho", overwrite_x=overwrite_x)
+
+    def ifft2(self, x, *, overwrite_x=False):
+        return self._fft.ifft2(x, norm="ortho", overwrite_x=overwrite_x)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array module, its FFT and the working precision.
+
+    Attributes
+    ----------
+    name : str
+        'numpy' or 'cupy'.
+    xp : module
+        ``numpy`` or ``cupy``.
+    fft : object
+        Unitary 2-D FFTs of the last two axes: ``fft.fft2(x, overwrite_x=False)``
+        and ``fft.ifft2(x, overwrite_x=False)`` (``norm='ortho'``).
+    complex_dtype, real_dtype : numpy dtype
+        complex64/float32 ('single', default) or complex128/float64 ('double').
+    threads : int or None
+        FFT threads (NumPy); None for CuPy.
+    """
+
+    name: str
+    xp: Any = field(repr=False)
+    fft: Any
+    complex_dtype: Any = np.complex64
+    real_dtype: Any = np.float32
+    threads: int | None = None
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name == "cupy"
+
+    def to_device(self, arr, dtype=None):
+        """``arr`` as an array of this backend (a copy only where needed)."""
+        if dtype is None:
+            return self.xp.asarray(arr)
+        return self.xp.asarray(arr, dtype=dtype)
+
+    def to_host(self, arr) -> np.ndarray:
+        """``arr`` as a NumPy array (a device-to-host copy for CuPy)."""
+        if self.name == "cupy" and not isinstance(arr, np.ndarray):
+            return arr.get()
+        return np.asarray(arr)
+
+    def synchronize(self) -> None:
+        """Wait for queued device work (no-op on NumPy); use before timing."""
+        if self.name == "cupy":
+            self.xp.cuda.get_current_stream().synchronize()
+
+
+def _cupy_usable():
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # ImportError, CUDARuntimeError, missing driver: all mean "no"
+        return False
+
+
+def _numpy_backend(precision, threads):
+    from ..parallel import thread_count
+
+    cdt, rdt = _PRECISIONS[precision]
+    workers = int(threads) if threads else thread_count()
+    return Backend("numpy", np, _ScipyFFT(workers), np.dtype(cdt), np.dtype(rdt), workers)
+
+
+def _cupy_backend(precision):
+    try:
+        import cupy
+        import cupyx.scipy.fft
+    except ImportError as exc:
+        raise BackendError(
+            f"backend 'cupy': cupy cannot be imported ({exc}); {_GPU_HINT}, or use backend 'numpy'"
+        ) from None
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        raise BackendError(
+            f"backend 'cupy': no usable CUDA device ({type(exc).__name__}: {exc}); check the "
+            "NVIDIA driver and CUDA_VISIBLE_DEVICES, or use backend 'numpy'"
+        ) from None
+    if count < 1:
+        raise BackendError(
+            "backend 'cupy': cupy found 0 CUDA devices; check CUDA_VISIBLE_DEVICES, "
+            "or use backend 'numpy'"
+        )
+    cdt, rdt = _PRECISIONS[precision]
+    return Backend("cupy", cupy, _CupyFFT(cupyx.scipy.fft), np.dtype(cdt), np.dtype(rdt), None)
+
+
+def get_backend(name: str = "auto", *, precision: str = "single", threads=None) -> Backend:
+    """Return the array backend ``name``.
+
+    Parameters
+    ----------
+    name : {'auto', 'numpy', 'cupy'}
+        'auto' picks CuPy when it imports and sees a CUDA device, else NumPy.
+    precision : {'single', 'double'}
+        complex64/float32 (default) or complex128/float64 working arrays.
+    threads : int, optional
+        FFT threads for NumPy (default :func:`ptyscan.parallel.thread_count`).
+
+    Raises
+    ------
+    BackendError
+        ``name`` is unknown, or 'cupy' was asked for and cannot be used (with
+        the install hint ``pip install 'ptyscan[gpu]'``).
+    """
+    if isinstance(name, Backend):
+        return name
+    if precision not in _PRECISIONS:
+        raise BackendError(f"precision: got {precision!r}; expected 'single' or 'double'")
+    key = str(name).lower()
+    if key == "auto":
+        key = "cupy" if _cupy_usable() else "numpy"
+        log.debug("backend 'auto' resolved to %r", key)
+    if key == "numpy":
+        return _numpy_backend(precision, threads)
+    if key == "cupy":
+        return _cupy_backend(precision)
+    raise BackendError(f"backend: got {name!r}; expected 'auto', 'numpy' or 'cupy'")

@@ -1,0 +1,277 @@
+"""What DM and ML share: common parameters, construction, view intake and the iteration loop."""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from ..errors import ParameterError
+from ..geometry import centred_coordinates_px
+from ..parallel import SerialComm, thread_count
+from ..params import ParamsModel, validate_params
+from . import ops
+from .backend import Backend, get_backend
+from .state import ReconstructionState
+
+__all__ = ["Engine", "EngineParams"]
+
+log = logging.getLogger(__name__)
+
+_BLOCK_BYTES = {"numpy": 1 << 20, "cupy": 512 << 20}
+
+
+def _optional_array(value):
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"must be a numeric (sy, sx) or (K, sy, sx) array, got shape {arr.shape}")
+    return arr.astype(np.complex128)
+
+
+class EngineParams(ParamsModel):
+    """Parameters every engine shares (ptypy's names and defaults where ptypy has them)."""
+
+    name: str = "Engine"
+    """Engine name, as registered in the ``ptyscan.engines`` entry-point group."""
+    numiter: int = Field(20, ge=0)
+    """Total number of iterations."""
+    numiter_contiguous: int = Field(1, ge=1)
+    """Iterations run without interruption (the runner polls for new frames in between)."""
+    probe_support: float | None = Field(0.7, gt=0)
+    """Probe support: a centred disc of this fraction of the frame area (π r² = f·sy·sx);
+    None for no support."""
+    probe_update_start: int = Field(2, ge=0)
+    """Iterations (of this engine) before the probe is updated."""
+    precision: Literal["single", "double"] = "single"
+    """complex64/float32 ('single') or complex128/float64 working arrays (used when the
+    engine makes its own backend)."""
+    block_size: int | None = Field(None, ge=1)
+    """Views processed together (bounds memory); None: about 1 MB of complex waves per
+    block on NumPy (cache-sized), 512 MB on CuPy."""
+    probe_model: Literal["aperture", "focused"] = "aperture"
+    """Initial probe when ``probe`` is None: 'aperture' (flat disc) or 'focused'
+    (back-propagated square root of the mean frame). Scaled to the mean frame power."""
+    probe_size: float = Field(0.5, gt=0, le=1)
+    """'aperture' disc diameter as a fraction of the frame side."""
+    probe_defocus_m: float = 0.0
+    """'focused', far field: distance in metres from the focus to the sample (negative:
+    upstream), applied as the Fresnel phase -π λ Δz |f|² on the mean frame's amplitude."""
+    probe: Any = Field(None, exclude=True)
+    """Initial probe array (sy, sx) or (K, sy, sx), e.g. from an earlier result; kept at
+    its own power. None: from ``probe_model``. (Python only: left out of dumped recipes.)"""
+    probe_modes: int = Field(1, ge=1)
+    """K, incoherent probe modes (extra modes start as orthogonal perturbations)."""
+    probe_mode_powers: list[float] | None = None
+    """Relative power of each probe mode (K numbers, normalised); None: 5 % per extra mode."""
+    object_modes: int = Field(1, ge=1)
+    """M, incoherent object modes."""
+    object_margin_px: int = Field(4, ge=0)
+    """Object pixels added around the scanned area on each side."""
+
+    @field_validator("probe", mode="before")
+    @classmethod
+    def _probe_array(cls, value):
+        return _optional_array(value)
+
+
+class Engine(abc.ABC):
+    """Base class: parameters, backend, state, ``add_views`` and ``iterate``.
+
+    Parameters
+    ----------
+    params : dict or Params, optional
+        Engine parameters; missing keys take the defaults.
+    backend : str or Backend, optional
+        'auto' (default), 'numpy', 'cupy' or a :class:`Backend`.
+    comm : Comm, optional
+        Communicator (default :class:`~ptyscan.parallel.SerialComm`).
+    state : ReconstructionState, optional
+        Continue from another engine's state (its backend and comm are used).
+    **kwargs
+        Single parameters overriding ``params``.
+    """
+
+    Params = EngineParams
+
+    def __init__(self, params=None, *, backend=None, comm=None, state=None, **kwargs):
+        self.params = self._validate(params, kwargs)
+        p = self.params
+        if state is not None:
+            if comm is not None and comm is not state.comm:
+                raise ParameterError(
+                    f"{type(self).__name__}: comm differs from the given state's comm; "
+                    "pass state alone (its comm is used)"
+                )
+            self.comm = state.comm
+            self.backend = state.backend
+            if isinstance(backend, Backend | str) and _backend_name(backend) not in (
+                "auto",
+                state.backend.name,
+            ):
+                raise ParameterError(
+                    f"{type(self).__name__}: backend {_backend_name(backend)!r} differs from the "
+                    f"state's {state.backend.name!r}; pass state alone"
+                )
+        else:
+            self.comm = comm if comm is not None else SerialComm()
+            if isinstance(backend, Backend):
+                self.backend = backend
+            else:
+                self.backend = get_backend(
+                    backend or "auto", precision=p.precision, threads=thread_count(self.comm)
+                )
+        self._state = state
+        self._history: list[dict] = []
+        self.curiter = 0
+        self._support = None
+        self._seen_version = None
+
+    @classmethod
+    def _validate(cls, params, kwargs):
+        if isinstance(params, cls.Params) and not kwargs:
+            return params
+        if isinstance(params, ParamsModel):  # (model_dump would drop excluded fields)
+            values = {name: getattr(params, name) for name in type(params).model_fields}
+        else:
+            values = dict(params or {})
+        values.update(kwargs)
+        values.setdefault("name", cls.Params.model_fields["name"].default)
+        return validate_params(cls.Params, values, prefix=values["name"])
+
+    # --- public API ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> ReconstructionState | None:
+        """The reconstruction state (None until the first :meth:`add_views`)."""
+        return self._state
+
+    @property
+    def history(self) -> list[dict]:
+        """Error dicts of every iteration so far (same on every rank)."""
+        return list(self._history)
+
+    @property
+    def object(self) -> np.ndarray:
+        """(M, oy, ox) complex object on the host."""
+        return self._require_state().object_host
+
+    @property
+    def probe(self) -> np.ndarray:
+        """(K, sy, sx) complex probe on the host (initialised on first use)."""
+        st = self._require_state()
+        st.ensure_probe()
+        return st.probe_host
+
+    @property
+    def finished(self) -> bool:
+        """True once ``numiter`` iterations are done."""
+        return self.curiter >= self.params.numiter
+
+    def add_views(self, chunk) -> None:
+        """Add this rank's frames of ``chunk`` (collective: every rank calls it)."""
+        if self._state is None:
+            p = self.params
+            self._state = ReconstructionState(
+                self.backend,
+                self.comm,
+                object_modes=p.object_modes,
+                probe_modes=p.probe_modes,
+                probe_model=p.probe_model,
+                probe_size=p.probe_size,
+                probe_defocus_m=p.probe_defocus_m,
+                probe=p.probe,
+                probe_mode_powers=p.probe_mode_powers,
+                margin_px=p.object_margin_px,
+            )
+        self._state.add_views(chunk)
+
+    def iterate(self, n=None) -> list[dict]:
+        """Run ``n`` iterations (default: all remaining up to ``numiter``); collective.
+
+        Returns one dict per iteration: ``engine``, ``iteration`` (0-based, this
+        engine), ``fourier``, ``photons``, ``exit`` (ptypy's error triple, means over
+        all frames of all ranks), ``seconds`` and engine-specific extras.
+        """
+        n = max(0, self.params.numiter - self.curiter) if n is None else int(n)
+        st = self._require_state()
+        out = []
+        for _ in range(n):
+            start = time.perf_counter()
+            if self._seen_version != st.version:
+                st.ensure_probe()
+                self._on_new_views()
+                self._seen_version = st.version
+            errors = self._iterate_once()
+            record = {"engine": self.params.name, "iteration": self.curiter, **errors}
+            record["seconds"] = time.perf_counter() - start
+            self.curiter += 1
+            self._history.append(record)
+            out.append(record)
+            log.debug("%s", record)
+        if out and self.comm.rank == 0:
+            last = out[-1]
+            log.debug(
+                "%s: %d iterations, last errors fourier %.4g photons %.4g exit %.4g",
+                self.params.name,
+                len(out),
+                last["fourier"],
+                last["photons"],
+                last["exit"],
+            )
+        return out
+
+    # --- helpers for subclasses ------------------------------------------------------------
+
+    def _require_state(self) -> ReconstructionState:
+        if self._state is None:
+            raise ParameterError(
+                f"{type(self).__name__}: no frames yet; call add_views(chunk) first"
+            )
+        return self._state
+
+    def _on_new_views(self):  # noqa: B027 (an optional hook, deliberately empty)
+        """Called before an iteration when views were added since the last one."""
+
+    @abc.abstractmethod
+    def _iterate_once(self) -> dict:
+        """One iteration over every view; returns this iteration's error dict."""
+
+    @property
+    def block_size(self) -> int:
+        if self.params.block_size:
+            return self.params.block_size
+        st = self._state
+        per_view = (
+            st.object_modes
+            * st.probe_modes
+            * st.npix
+            * np.dtype(self.backend.complex_dtype).itemsize
+        )
+        return max(1, _BLOCK_BYTES.get(self.backend.name, 4 << 20) // per_view)
+
+    def support(self):
+        """(sy, sx) real 0/1 probe support on the device, or None."""
+        if self.params.probe_support is None:
+            return None
+        if self._support is None:
+            frame = self._state.frame
+            y, x = centred_coordinates_px(frame)
+            disc = np.pi * (y**2 + x**2) < self.params.probe_support * frame[0] * frame[1]
+            self._support = self.backend.to_device(disc.astype(self.backend.real_dtype))
+        return self._support
+
+    def _global_means(self, sums, count):
+        """Means over all ranks of per-frame sums: ``Σ_ranks sums / Σ_ranks count``."""
+        buf = np.append(np.asarray(sums, np.float64), float(count))
+        ops.allreduce(self.backend, self.comm, buf)
+        return buf[:-1] / max(buf[-1], 1.0)
+
+
+def _backend_name(backend):
+    return backend.name if isinstance(backend, Backend) else str(backend).lower()

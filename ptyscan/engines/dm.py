@@ -1,0 +1,254 @@
+"""Difference Map (Thibault et al., Ultramicroscopy 109, 338 (2009)), as ptypy 0.9's DM.
+
+One iteration:
+
+1. Fourier update of every view, exit waves ``ψ`` in place, with ptypy's
+   generalised projection coefficients ``(a, b, c) = (-α, 1, 1 + α)``::
+
+       F = fw((1 - c) ψ + c P·O)
+       ψ += b · bw(F · fm) + a P·O - (a + b) ψ
+
+   ``fm`` is the relaxed modulus constraint: with ``err`` the masked mean of
+   ``(|F| - sqrt(I))²`` and the power bound ``pbound = ¼ fourier_relax_factor²
+   max_frame_power / npix``, ``fm = (1 - mask) + mask (sqrt(I) + (|F| - sqrt(I)) r)
+   / (|F| + 1e-10)`` with ``r = sqrt(pbound / err)`` when ``err > pbound``. Views
+   within the bound take ``ψ += (a + b c)(P·O - ψ)``.
+2. Overlap update: object then probe (``update_object_first``), repeated up to
+   ``overlap_max_iterations`` times until the relative probe change falls below
+   ``overlap_converge_factor``; inertia terms ``object_inertia · mean_power`` and
+   ``probe_inertia · n_frames · M`` keep the previous estimate; the probe is
+   multiplied by its support. Numerators and denominators are summed over MPI
+   ranks (each rank holds its own frames).
+
+Errors per frame (ptypy's triple): ``fourier`` = masked mean ``(|F| - sqrt(I))²``,
+``photons`` = ``Σ mask (|fw(P·O)|² - I)² / (I + 1) / npix`` (before the update;
+costs one FFT per view, ``compute_log_likelihood``), ``exit`` = ``Σ_modes
+mean |Δψ|²``; the history holds their means over all frames of all ranks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from . import ops
+from .base import Engine, EngineParams
+
+__all__ = ["DM", "DMParams"]
+
+
+class DMParams(EngineParams):
+    """Parameters of :class:`DM` (ptypy 0.9 names and defaults)."""
+
+    name: str = "DM"
+    alpha: float = Field(1.0, ge=0)
+    """Mix between Difference Map (1) and Alternating Projections (0)."""
+    update_object_first: bool = True
+    """Update the object before the probe in the overlap loop."""
+    overlap_converge_factor: float = Field(0.05, ge=0)
+    """Leave the overlap loop once the relative probe change is below this."""
+    overlap_max_iterations: int = Field(10, ge=1)
+    """Most object/probe rounds per overlap update."""
+    probe_inertia: float = Field(1e-9, ge=0)
+    """Weight of the current probe in its update (times frames × object modes)."""
+    object_inertia: float = Field(1e-4, ge=0)
+    """Weight of the current object in its update (times the mean photons per pixel)."""
+    fourier_relax_factor: float = Field(0.05, ge=0)
+    """Power bound 0.25 × factor² × (maximum frame photons / pixels); 0: strict projection."""
+    obj_smooth_std: float | None = Field(None, gt=0)
+    """Gaussian smoothing (sigma, object pixels) of the inertia term; None: off."""
+    clip_object: tuple[float, float] | None = None
+    """Clip the object amplitude into [min, max] after each update; None: off."""
+    compute_log_likelihood: bool = True
+    """Compute the 'photons' error (one more FFT per view and mode)."""
+
+    @field_validator("clip_object")
+    @classmethod
+    def _ordered(cls, value):
+        if value is not None and not (0 <= value[0] <= value[1]):
+            raise ValueError(f"must be (min, max) with 0 <= min <= max, got {value}")
+        return value
+
+
+class DM(Engine):
+    """Difference Map engine; see the module documentation for the algorithm.
+
+    ``DM(params=None, *, backend=None, comm=None, state=None, **kwargs)``;
+    ``add_views(chunk)``, ``iterate(n)``, ``object``, ``probe``, ``history``.
+    """
+
+    Params = DMParams
+
+    def __init__(self, params=None, *, backend=None, comm=None, state=None, **kwargs):
+        super().__init__(params, backend=backend, comm=comm, state=state, **kwargs)
+        alpha = self.params.alpha
+        self._abc = (-alpha, 1.0, 1.0 + alpha)
+        self._probe_buf = None
+        self._pbound = 0.0
+
+    def _on_new_views(self):
+        st, bk = self._state, self.backend
+        st.ensure_exit()
+        self._pbound = 0.25 * self.params.fourier_relax_factor**2 * st.max_power / st.npix
+        if self._probe_buf is None:
+            self._probe_buf = bk.xp.zeros_like(st.probe)
+        xp = bk.xp
+        for vs in st.viewsets:  # new view sets have no caches yet
+            if "far_exit" not in vs.cache:
+                vs.cache["far_exit"] = st.propagator.fw(vs.exit)
+                vs.cache["fmag"] = xp.sqrt(vs.data)
+                vs.cache["ivar"] = (vs.mask / (vs.data + 1)).astype(bk.real_dtype)
+                vs.cache["full_mask"] = bool(xp.all(vs.mask == 1))
+
+    def _iterate_once(self) -> dict:
+        fourier, photons, exit_ = self._fourier_update()
+        self._overlap_update()
+        return {"fourier": fourier, "photons": photons, "exit": exit_}
+
+    # --- Fourier update ---------------------------------------------------------------
+
+    def _fourier_update(self):
+        st, bk = self._state, self.backend
+        xp = bk.xp
+        sums = xp.zeros(3, dtype=np.float64)
+        for vs, sl in st.blocks(self.block_size):
+            sums += self._fourier_block(vs, sl)
+        errs = self._global_means(bk.to_host(sums), st.n_views)
+        return float(errs[0]), float(errs[1]), float(errs[2])
+
+    def _fourier_block(self, vs, sl):
+        """Update the exit waves of views ``sl`` of ``vs``; (3,) sums of the view errors.
+
+        Works on the far fields: the exit waves' spectra ``Ψ = fw(ψ)`` are kept
+        (``vs.cache['far_exit']``), so the update costs one forward FFT (of P·O,
+        which also gives the 'photons' error) and one inverse FFT (ψ = bw(Ψ) for the
+        overlap update) per view and mode; the propagator is unitary, so this is
+        ptypy's update exactly.
+        """
+        st, bk = self._state, self.backend
+        xp, prop = bk.xp, st.propagator
+        a, b, c = self._abc
+        cache = vs.cache
+        full = cache["full_mask"]
+        mask = vs.mask_rows(sl)
+        fmag, spec = cache["fmag"][sl], cache["far_exit"][sl]
+        ov = ops.gather(bk, st.object, st.offsets(vs, sl), st.frame)
+        fpo = prop.fw(ov[:, :, None] * st.probe[None, None], overwrite=True)  # fw(P·O)
+        out = xp.zeros(3, dtype=np.float64)
+        if self.params.compute_log_likelihood:
+            model = ops.mode_sum(ops.abs2(xp, fpo))
+            model -= vs.data[sl]
+            model *= model
+            out[1] = ops.vdot_real(xp, model, cache["ivar"][sl]) / st.npix
+        if c == 2:  # DM
+            comb = fpo * 2
+            comb -= spec
+        else:
+            comb = fpo * c
+            if c != 1:
+                comb += (1 - c) * spec
+        amp = ops.mode_sum(ops.abs2(xp, comb))  # (B, sy, sx)
+        xp.sqrt(amp, out=amp)
+        fdev = amp - fmag
+        if full:
+            err = xp.einsum("bij,bij->b", fdev, fdev).astype(np.float64) / st.npix
+        else:
+            msum = xp.maximum(xp.sum(mask, axis=(-2, -1), dtype=np.float64), 1.0)
+            err = xp.einsum("bij,bij->b", mask * fdev, fdev).astype(np.float64) / msum
+        out[0] = xp.sum(err)
+        pbound = self._pbound
+        outside = err > pbound
+        if bool(xp.any(outside)):
+            renorm = xp.where(outside, xp.sqrt(pbound / xp.maximum(err, 1e-300)), 1.0)
+            fdev *= renorm.astype(fdev.dtype)[:, None, None]
+            fdev += fmag
+            amp += 1e-10
+            fdev /= amp
+            if not full:
+                fdev *= mask
+                fdev += 1 - mask  # the modulus factor fm
+            comb *= fdev[:, None, None]
+            if b != 1:
+                comb *= b
+            if a == -1:
+                comb -= fpo
+            elif a != 0:
+                comb += a * fpo
+            if a + b != 0:
+                comb -= (a + b) * spec
+            delta = comb
+        else:
+            delta = fpo - spec
+            delta *= a + b * c
+        spec += delta
+        out[2] = ops.vdot_real(xp, delta, delta) / st.npix
+        vs.exit[sl] = prop.bw(spec)
+        return out
+
+    # --- overlap update ---------------------------------------------------------------
+
+    def _overlap_update(self):
+        p = self.params
+        do_probe = p.probe_update_start <= self.curiter
+        for inner in range(p.overlap_max_iterations):
+            if p.update_object_first or inner > 0 or not do_probe:
+                self._object_update()
+            if not do_probe:
+                break
+            if self._probe_update() < p.overlap_converge_factor:
+                break
+
+    def _object_update(self):
+        st, bk, p = self._state, self.backend, self.params
+        xp, obj = bk.xp, st.object
+        cfact = p.object_inertia * st.mean_power
+        num = xp.zeros_like(obj)
+        den = xp.zeros(obj.shape[-2:], dtype=bk.real_dtype)
+        if self.comm.rank == 0:
+            src = (
+                obj if p.obj_smooth_std is None else ops.gaussian_smooth(bk, obj, p.obj_smooth_std)
+            )
+            num += cfact * src
+            den += cfact
+        pconj = xp.conj(st.probe)[None, None]
+        power = ops.abs2(xp, st.probe).sum(axis=0)
+        for vs, sl in st.blocks(self.block_size):
+            off = st.offsets(vs, sl)
+            ops.scatter_add(bk, num, ops.mode_sum(vs.exit[sl] * pconj, axis=2), off)
+            ops.scatter_add(bk, den, power, off)
+        ops.allreduce(bk, self.comm, num)
+        ops.allreduce(bk, self.comm, den)
+        empty = den == 0
+        if cfact == 0 and bool(xp.any(empty)):  # never illuminated: keep the old values
+            num[:, empty] = obj[:, empty]
+            den[empty] = 1
+        num /= den
+        if p.clip_object is not None:
+            ops.clip_amplitude(xp, num, *p.clip_object)
+        st.object = num
+
+    def _probe_update(self) -> float:
+        st, bk, p = self._state, self.backend, self.params
+        xp = bk.xp
+        cfact = p.probe_inertia * st.n_views_total * st.object_modes
+        num = xp.zeros_like(st.probe)
+        den = xp.zeros(st.frame, dtype=bk.real_dtype)
+        if self.comm.rank == 0:
+            num += cfact * st.probe
+            den += cfact
+        for vs, sl in st.blocks(self.block_size):
+            ov = ops.gather(bk, st.object, st.offsets(vs, sl), st.frame)
+            num += (xp.conj(ov)[:, :, None] * vs.exit[sl]).sum(axis=(0, 1))
+            den += ops.abs2(xp, ov).sum(axis=(0, 1))
+        ops.allreduce(bk, self.comm, num)
+        ops.allreduce(bk, self.comm, den)
+        num /= xp.where(den > 0, den, 1)
+        support = self.support()
+        if support is not None:
+            num *= support
+        diff = num - self._probe_buf
+        norm = ops.vdot_real(xp, num, num)
+        change = ops.vdot_real(xp, diff, diff) / norm if norm > 0 else 0.0
+        self._probe_buf = num.copy()
+        st.probe = num
+        return float(np.sqrt(change))

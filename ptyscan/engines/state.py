@@ -1,0 +1,355 @@
+"""The reconstruction state shared by the engines: object, probe, views, data, exit waves.
+
+Geometry
+--------
+Every frame is a *view* of the object at an integer pixel offset. A position
+``p`` (metres, ``(y, x)``) becomes the global pixel ``round(p / sample_pixel)``
+of the view's centre, and the view's top-left corner is that minus
+``(sy // 2, sx // 2)``. The object array covers every view of every rank (from
+``chunk.all_positions``) plus ``margin_px`` on each side (ptypy's extent rule);
+``origin_px`` is the global pixel of ``object[..., 0, 0]``. A view falling
+outside grows the object (values kept, new pixels set to the initial value).
+
+Data live on the backend's device, reordered once per chunk into the
+propagator's FFT order (:meth:`FarField.fft_order`), as float32 (float64 in
+double precision) counts, with a 0/1 mask from ``weights > 0`` (one shared
+mask per chunk when the chunk shares one).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ParameterError
+from ..geometry import farfield_sample_pixel_m
+from ..parallel import SerialComm
+from ..propagation import propagator_for
+from . import ops
+from .initial import initial_object, initial_probe
+
+__all__ = ["ReconstructionState", "ViewSet", "sample_pixel_m"]
+
+log = logging.getLogger(__name__)
+
+
+def sample_pixel_m(meta) -> np.ndarray:
+    """(2,) sample-plane pixel size in metres: ``λ z / (N psize)`` far field, ``psize`` near."""
+    if meta.propagation == "nearfield":
+        return np.broadcast_to(np.asarray(meta.psize, np.float64), (2,)).copy()
+    return farfield_sample_pixel_m(
+        energy_kev=meta.energy, distance_m=meta.distance, shape=meta.shape, psize_m=meta.psize
+    )
+
+
+@dataclass
+class ViewSet:
+    """The frames of one :meth:`ReconstructionState.add_views` call on this rank.
+
+    Attributes
+    ----------
+    indices : (n,) int64 host
+        Frame indices.
+    pos_px : (n, 2) int64 host
+        Global top-left pixel of each view.
+    data : (n, sy, sx) real device array
+        Photon counts in FFT order.
+    mask : (n, sy, sx) or (1, sy, sx) real device array
+        1 where valid, 0 elsewhere, FFT order.
+    power : (n,) float64 host
+        Masked photon count of each frame.
+    exit : (n, M, K, sy, sx) complex device array or None
+        Exit waves (allocated by engines that need them).
+    cache : dict
+        Engine-private arrays derived from this view set (not copied by ``copy``).
+    """
+
+    indices: np.ndarray
+    pos_px: np.ndarray
+    data: Any
+    mask: Any
+    power: np.ndarray
+    exit: Any = None
+    cache: dict = field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.indices)
+
+    def mask_rows(self, sl):
+        """The mask of rows ``sl`` (broadcastable against ``data[sl]``)."""
+        return self.mask if self.mask.shape[0] == 1 else self.mask[sl]
+
+
+class ReconstructionState:
+    """Object, probe and views of a reconstruction, on one backend and communicator.
+
+    Parameters
+    ----------
+    backend : Backend
+    comm : Comm, optional
+        Default :class:`~ptyscan.parallel.SerialComm`.
+    object_modes : int
+        M, incoherent object modes.
+    probe_modes : int
+        K, incoherent probe modes.
+    probe_model : {'aperture', 'focused'}
+        Initial probe when ``probe`` is None (see :func:`initial_probe`).
+    probe_size : float
+        'aperture': disc diameter as a fraction of the frame side;
+        'focused': unused.
+    probe_defocus_m : float
+        'focused', far field: distance in metres from the focus to the sample
+        (negative: sample upstream of the focus).
+    probe : array, optional
+        Initial probe (sy, sx) or (K, sy, sx); rescaled to the mean frame power
+        only when ``scale_probe`` is True.
+    probe_mode_powers : sequence of float, optional
+        Relative powers of the K modes (normalised to 1); default mode 0 gets
+        all but 5 % per extra mode.
+    margin_px : int
+        Object pixels added around the scanned area on every side.
+    """
+
+    def __init__(
+        self,
+        backend,
+        comm=None,
+        *,
+        object_modes=1,
+        probe_modes=1,
+        probe_model="aperture",
+        probe_size=0.5,
+        probe_defocus_m=0.0,
+        probe=None,
+        probe_mode_powers=None,
+        scale_probe=False,
+        margin_px=4,
+    ):
+        self.backend = backend
+        self.comm = comm if comm is not None else SerialComm()
+        self.object_modes = int(object_modes)
+        self.probe_modes = int(probe_modes)
+        self.probe_model = probe_model
+        self.probe_size = float(probe_size)
+        self.probe_defocus_m = float(probe_defocus_m)
+        self._probe_given = None if probe is None else np.asarray(probe)
+        self.scale_probe = bool(scale_probe)
+        self.probe_mode_powers = probe_mode_powers
+        self.margin_px = int(margin_px)
+        self.meta = None
+        self.propagator = None
+        self.sample_pixel_m = None
+        self.frame = None
+        self.object = None
+        self.origin_px = None
+        self.probe = None
+        self.viewsets: list[ViewSet] = []
+        self.n_views_total = 0
+        self.tot_power = 0.0
+        self.max_power = 0.0
+        self.version = 0  # bumped whenever views are added
+
+    # --- properties ----------------------------------------------------------------------
+
+    @property
+    def n_views(self) -> int:
+        """Views on this rank."""
+        return sum(len(v) for v in self.viewsets)
+
+    @property
+    def npix(self) -> int:
+        return int(self.frame[0] * self.frame[1])
+
+    @property
+    def mean_power(self) -> float:
+        """Mean photons per data pixel over all frames of all ranks (ptypy's mean_power)."""
+        return self.tot_power / max(1, self.n_views_total * self.npix)
+
+    @property
+    def object_host(self) -> np.ndarray:
+        return self.backend.to_host(self.object)
+
+    @property
+    def probe_host(self) -> np.ndarray:
+        return None if self.probe is None else self.backend.to_host(self.probe)
+
+    def offsets(self, vs: ViewSet, sl=slice(None)) -> np.ndarray:
+        """(B, 2) int64 top-left pixels in the object array of views ``sl`` of ``vs``."""
+        return vs.pos_px[sl] - self.origin_px
+
+    def blocks(self, block_size: int):
+        """Yield ``(viewset, slice)`` covering every view on this rank, in order."""
+        block_size = max(1, int(block_size))
+        for vs in self.viewsets:
+            for start in range(0, len(vs), block_size):
+                yield vs, slice(start, min(start + block_size, len(vs)))
+
+    # --- adding views --------------------------------------------------------------------
+
+    def add_views(self, chunk) -> bool:
+        """Add this rank's frames of ``chunk``; collective. Returns True if the object grew."""
+        meta = chunk.meta
+        if self.meta is None:
+            self._set_meta(meta)
+        elif tuple(meta.shape) != self.frame or meta.propagation != self.meta.propagation:
+            raise ParameterError(
+                f"add_views: chunk {chunk.number} has shape {tuple(meta.shape)} and propagation "
+                f"{meta.propagation!r}, but the reconstruction uses {self.frame} and "
+                f"{self.meta.propagation!r}; all chunks of a scan must share them"
+            )
+        grew = self._fit_object(self._pixels(chunk.all_positions))
+        vs = self._make_viewset(chunk)
+        self.viewsets.append(vs)
+        stats = np.array([len(vs), vs.power.sum()], np.float64)
+        peak = np.array([vs.power.max() if len(vs) else 0.0])
+        ops.allreduce(self.backend, self.comm, stats)
+        ops.allreduce(self.backend, self.comm, peak, "max")
+        self.n_views_total += round(stats[0])
+        self.tot_power += float(stats[1])
+        self.max_power = max(self.max_power, float(peak[0]))
+        self.version += 1
+        return grew
+
+    def _set_meta(self, meta):
+        self.meta = meta
+        self.frame = (int(meta.shape[0]), int(meta.shape[1]))
+        self.propagator = propagator_for(meta, backend=self.backend)
+        self.sample_pixel_m = sample_pixel_m(meta)
+
+    def _pixels(self, positions_m) -> np.ndarray:
+        """(n, 2) int64 global top-left pixels of views at ``positions_m``."""
+        pos = np.asarray(positions_m, np.float64).reshape(-1, 2)
+        centre = np.round(pos / self.sample_pixel_m).astype(np.int64)
+        return centre - np.array([self.frame[0] // 2, self.frame[1] // 2], np.int64)
+
+    def _fit_object(self, pos_px) -> bool:
+        """Grow (or create) the object to cover views at ``pos_px`` plus the margin."""
+        if len(pos_px) == 0:
+            return False
+        m = self.margin_px
+        lo = pos_px.min(axis=0) - m
+        hi = pos_px.max(axis=0) + np.array(self.frame) + m
+        xp, cdt = self.backend.xp, self.backend.complex_dtype
+        if self.object is None:
+            self.origin_px = lo
+            shape = (self.object_modes, *(int(v) for v in hi - lo))
+            self.object = xp.asarray(initial_object(shape, cdt))
+            return True
+        old_lo = self.origin_px
+        old_hi = old_lo + np.array(self.object.shape[-2:])
+        new_lo, new_hi = np.minimum(old_lo, lo), np.maximum(old_hi, hi)
+        if np.all(new_lo == old_lo) and np.all(new_hi == old_hi):
+            return False
+        shape = (self.object_modes, *(int(v) for v in new_hi - new_lo))
+        grown = xp.asarray(initial_object(shape, cdt))
+        y0, x0 = (int(v) for v in old_lo - new_lo)
+        oy, ox = self.object.shape[-2:]
+        grown[:, y0 : y0 + oy, x0 : x0 + ox] = self.object
+        self.object, self.origin_px = grown, new_lo
+        log.debug("object grew to %s (origin %s)", shape, new_lo.tolist())
+        return True
+
+    def _make_viewset(self, chunk) -> ViewSet:
+        bk, prop = self.backend, self.propagator
+        rdt = bk.real_dtype
+        data = np.asarray(chunk.data)
+        weights = np.ones(self.frame, rdt) if chunk.weights is None else np.asarray(chunk.weights)
+        if weights.ndim == 2 or (weights.ndim == 3 and weights.strides[0] == 0):
+            mask = (weights.reshape(-1, *self.frame)[:1] > 0).astype(rdt)
+        else:
+            mask = (weights > 0).astype(rdt)
+        power = (data * mask).sum(axis=(1, 2), dtype=np.float64)
+        return ViewSet(
+            indices=np.asarray(chunk.indices, np.int64).copy(),
+            pos_px=self._pixels(chunk.positions),
+            data=prop.fft_order(bk.to_device(np.ascontiguousarray(data, dtype=rdt))),
+            mask=prop.fft_order(bk.to_device(mask)),
+            power=power,
+        )
+
+    # --- initialisation -----------------------------------------------------------------
+
+    def ensure_probe(self):
+        """Create the initial probe (collective) if there is none yet."""
+        if self.probe is not None:
+            return
+        if self.n_views_total == 0:
+            raise ParameterError(
+                "the reconstruction has no frames yet: call add_views(chunk) before iterate()"
+            )
+        mean_frame = phase = None
+        if self._probe_given is None and self.probe_model == "focused":
+            mean_frame = self._mean_frame()
+            if self.probe_defocus_m and self.meta.propagation == "farfield":
+                phase = self._defocus_phase()
+        probe = initial_probe(
+            self.frame,
+            modes=self.probe_modes,
+            model=self.probe_model,
+            size=self.probe_size,
+            given=self._probe_given,
+            photons=self.tot_power / max(1, self.n_views_total),
+            scale=self.scale_probe or self._probe_given is None,
+            mode_powers=self.probe_mode_powers,
+            mean_frame=mean_frame,
+            farfield_phase=phase,
+            propagator=propagator_for(self.meta),  # NumPy: the probe is built on the host
+        )
+        self.probe = self.backend.to_device(probe.astype(self.backend.complex_dtype))
+
+    def _defocus_phase(self):
+        """Far-field phase -π λ Δz |f|² (FFT order) of a probe Δz = probe_defocus_m past focus."""
+        fy = np.fft.fftfreq(self.frame[0], d=self.sample_pixel_m[0])[:, None]
+        fx = np.fft.fftfreq(self.frame[1], d=self.sample_pixel_m[1])[None, :]
+        return -np.pi * self.meta.wavelength_m * self.probe_defocus_m * (fy**2 + fx**2)
+
+    def _mean_frame(self):
+        """Masked mean frame over all ranks, FFT order, host float64."""
+        xp = self.backend.xp
+        total = np.zeros(self.frame)
+        count = np.zeros(self.frame)
+        for vs in self.viewsets:
+            total += self.backend.to_host(xp.sum(vs.data * vs.mask, axis=0, dtype=np.float64))
+            m = vs.mask if vs.mask.shape[0] > 1 else vs.mask * len(vs)
+            count += self.backend.to_host(xp.sum(m, axis=0, dtype=np.float64))
+        ops.allreduce(self.backend, self.comm, total)
+        ops.allreduce(self.backend, self.comm, count)
+        return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
+
+    def ensure_exit(self):
+        """Exit waves ``P·O`` for every view set that has none yet."""
+        self.ensure_probe()
+        for vs in self.viewsets:
+            if vs.exit is None:
+                vs.exit = self.backend.xp.empty(
+                    (len(vs), self.object_modes, self.probe_modes, *self.frame),
+                    dtype=self.backend.complex_dtype,
+                )
+                for start in range(0, len(vs), 64):
+                    sl = slice(start, min(start + 64, len(vs)))
+                    ov = ops.gather(self.backend, self.object, self.offsets(vs, sl), self.frame)
+                    vs.exit[sl] = ov[:, :, None] * self.probe[None, None]
+
+    def copy(self) -> ReconstructionState:
+        """An independent copy (arrays copied; data shared, they are never modified)."""
+        new = object.__new__(ReconstructionState)
+        new.__dict__.update(self.__dict__)
+        xp = self.backend.xp
+        new.object = None if self.object is None else self.object.copy()
+        new.probe = None if self.probe is None else self.probe.copy()
+        new.origin_px = None if self.origin_px is None else self.origin_px.copy()
+        new.viewsets = [
+            ViewSet(
+                indices=vs.indices,
+                pos_px=vs.pos_px,
+                data=vs.data,
+                mask=vs.mask,
+                power=vs.power,
+                exit=None if vs.exit is None else xp.array(vs.exit, copy=True),
+            )
+            for vs in self.viewsets
+        ]
+        return new

@@ -1,0 +1,256 @@
+"""``.ptyr`` result files (HDF5, written atomically) and their pictures.
+
+Layout::
+
+    object            (M, oy, ox) complex    reconstructed object modes
+    object_origin_px  (2,) int               object pixel (0, 0) in scan pixels
+    probe             (K, sy, sx) complex    probe modes
+    sample_pixel_m    (2,)                   object/probe pixel size, metres
+    positions/indices (N,) int64
+    positions/initial (N, 2) metres          as delivered by the scan
+    positions/final   (N, 2) metres          after refinement (equal when not refined)
+    history/<key>     (n_iter,) per-iteration errors (engine, iteration, fourier, ...)
+    engines/<k>       attrs name, iterations_done: progress, for ``--resume``
+    meta              attrs: the ScanMeta of the data
+    recipe            the resolved recipe as YAML text
+    attrs             status ('final' | 'checkpoint'), backend, ranks, created, versions
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import platform
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import PtyScanError
+
+__all__ = ["Result", "plot_names", "read_ptyr", "save_plots", "write_ptyr"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Result:
+    """Everything a ``.ptyr`` file holds (see the module docstring)."""
+
+    object: np.ndarray
+    probe: np.ndarray
+    sample_pixel_m: np.ndarray
+    object_origin_px: np.ndarray
+    indices: np.ndarray
+    positions_initial: np.ndarray
+    positions_final: np.ndarray
+    history: dict
+    engines: list
+    meta: dict
+    recipe: str
+    attrs: dict
+
+
+def _versions() -> dict:
+    import scipy
+
+    from . import __version__
+
+    return {
+        "ptyscan": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "h5py": h5py.__version__,
+    }
+
+
+def _history_arrays(history: list[dict]) -> dict:
+    keys = []
+    for record in history:
+        keys += [k for k in record if k not in keys]
+    out = {}
+    for key in keys:
+        values = [record.get(key) for record in history]
+        if all(isinstance(v, str) for v in values):
+            out[key] = np.array(values, dtype=h5py.string_dtype())
+        else:
+            out[key] = np.array([np.nan if v is None else v for v in values], np.float64)
+    return out
+
+
+def write_ptyr(path, result: Result) -> Path:
+    """Write ``result`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        with h5py.File(tmp, "w") as f:
+            _fill(f, result)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _fill(f, r: Result):
+    f.create_dataset("object", data=r.object, compression="gzip", shuffle=True)
+    f.create_dataset("probe", data=r.probe)
+    f["object_origin_px"] = np.asarray(r.object_origin_px, np.int64)
+    f["sample_pixel_m"] = np.asarray(r.sample_pixel_m, np.float64)
+    pos = f.create_group("positions")
+    pos["indices"] = np.asarray(r.indices, np.int64)
+    pos["initial"] = np.asarray(r.positions_initial, np.float64)
+    pos["final"] = np.asarray(r.positions_final, np.float64)
+    hist = f.create_group("history")
+    for key, values in r.history.items():
+        hist[key] = values
+    eng = f.create_group("engines")
+    for k, info in enumerate(r.engines):
+        g = eng.create_group(str(k))
+        for key, value in info.items():
+            g.attrs[key] = value
+    meta = f.create_group("meta")
+    for key, value in r.meta.items():
+        meta.attrs[key] = "None" if value is None else value
+    f["recipe"] = r.recipe
+    for key, value in r.attrs.items():
+        f.attrs[key] = value
+
+
+def make_result(
+    *, engine, engines_progress, history, indices, positions, meta, recipe_yaml, status, ranks
+):
+    """Build a :class:`Result` from a running engine (collective-free: host arrays only)."""
+    st = engine.state
+    meta_dict = dataclasses.asdict(meta)
+    meta_dict = {k: (np.asarray(v) if isinstance(v, tuple) else v) for k, v in meta_dict.items()}
+    attrs = {
+        "status": status,
+        "backend": engine.backend.name,
+        "ranks": int(ranks),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **{f"version_{k}": v for k, v in _versions().items()},
+    }
+    return Result(
+        object=engine.object,
+        probe=engine.probe,
+        sample_pixel_m=np.asarray(st.sample_pixel_m, np.float64),
+        object_origin_px=np.asarray(st.origin_px, np.int64),
+        indices=np.asarray(indices, np.int64),
+        positions_initial=np.asarray(positions, np.float64),
+        positions_final=np.asarray(positions, np.float64),
+        history=_history_arrays(history),
+        engines=engines_progress,
+        meta=meta_dict,
+        recipe=recipe_yaml,
+        attrs=attrs,
+    )
+
+
+def read_ptyr(path) -> Result:
+    """Read a ``.ptyr`` file; PtyScanError naming the file when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise PtyScanError(f"{path}: no such result file")
+    try:
+        with h5py.File(path, "r") as f:
+            history = {k: _decode(v[()]) for k, v in f["history"].items()}
+            engines = [dict(f["engines"][k].attrs) for k in sorted(f["engines"], key=int)]
+            return Result(
+                object=f["object"][()],
+                probe=f["probe"][()],
+                sample_pixel_m=f["sample_pixel_m"][()],
+                object_origin_px=f["object_origin_px"][()],
+                indices=f["positions/indices"][()],
+                positions_initial=f["positions/initial"][()],
+                positions_final=f["positions/final"][()],
+                history=history,
+                engines=[{k: _decode(v) for k, v in e.items()} for e in engines],
+                meta={k: _decode(v) for k, v in f["meta"].attrs.items()},
+                recipe=_decode(f["recipe"][()]),
+                attrs={k: _decode(v) for k, v in f.attrs.items()},
+            )
+    except (OSError, KeyError) as exc:
+        raise PtyScanError(f"{path}: not a ptyscan .ptyr result file ({exc})") from None
+
+
+def _decode(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OS":
+        return np.array([v.decode() if isinstance(v, bytes) else v for v in value])
+    if isinstance(value, str) and value == "None":
+        return None
+    return value
+
+
+def plot_names(path) -> dict:
+    """PNG paths written next to ``path`` by :func:`save_plots`."""
+    stem = Path(path).with_suffix("")
+    return {k: Path(f"{stem}_{k}.png") for k in ("object", "probe", "errors")}
+
+
+def save_plots(result: Result, path) -> dict:
+    """Object amplitude/phase, probe modes and error curves as PNGs next to ``path``.
+
+    Needs matplotlib (``pip install 'ptyscan[plot]'``); uses the Agg backend.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise PtyScanError(
+            "pictures need matplotlib: pip install 'ptyscan[plot]' (or set run.plot: false)"
+        ) from exc
+    names = plot_names(path)
+    _plot_object(plt, result, names["object"])
+    _plot_probe(plt, result, names["probe"])
+    _plot_errors(plt, result, names["errors"])
+    return names
+
+
+def _plot_object(plt, r, out):
+    obj = r.object[0]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
+    for ax, data, title, cmap in (
+        (axes[0], np.abs(obj), "object amplitude", "gray"),
+        (axes[1], np.angle(obj), "object phase (rad)", "twilight"),
+    ):
+        im = ax.imshow(data, cmap=cmap)
+        ax.set_title(title)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def _plot_probe(plt, r, out):
+    k = len(r.probe)
+    fig, axes = plt.subplots(1, k, figsize=(3.6 * k, 3.6), constrained_layout=True, squeeze=False)
+    power = np.sum(np.abs(r.probe) ** 2, axis=(-2, -1))
+    for mode, ax in enumerate(axes[0]):
+        ax.imshow(np.abs(r.probe[mode]), cmap="magma")
+        ax.set_title(f"probe mode {mode} ({100 * power[mode] / power.sum():.1f} %)")
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def _plot_errors(plt, r, out):
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    steps = np.arange(len(r.history.get("fourier", [])))
+    for key in ("fourier", "photons", "exit"):
+        values = np.asarray(r.history.get(key, []), np.float64)
+        if values.size and np.any(values > 0):
+            ax.semilogy(steps, np.where(values > 0, values, np.nan), label=key)
+    ax.set_xlabel("iteration (all engines)")
+    ax.set_ylabel("error")
+    ax.legend()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)

@@ -1,0 +1,147 @@
+"""The reconstruction runner: streaming, results (.ptyr), pictures, checkpoints, --resume."""
+
+import numpy as np
+import pytest
+import yaml
+
+from ptyscan import load_recipe
+from ptyscan.cli import main
+from ptyscan.errors import PtyScanError, RecipeError
+from ptyscan.results import plot_names, read_ptyr
+from ptyscan.runner import checkpoint_path, result_path, run_recipe
+from ptyscan.scans import get_scan
+
+
+def recipe(tmp_path, *, engines=None, scan=None, run=None):
+    data = {
+        "scan": {
+            "name": "MoonFlowerScan",
+            "num_frames": 24,
+            "shape": 32,
+            "seed": 3,
+            **(scan or {}),
+        },
+        "engines": engines or [{"name": "DM", "numiter": 4}, {"name": "ML", "numiter": 3}],
+        "run": {
+            "output_dir": str(tmp_path / "out"),
+            "frames_per_chunk": 10,
+            "backend": "numpy",
+            "progress": False,
+            "plot": False,
+            **(run or {}),
+        },
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_recipe(path)
+
+
+def test_run_writes_a_complete_result(tmp_path):
+    r = recipe(tmp_path, run={"plot": True})
+    summary = run_recipe(r)
+    assert summary.result == result_path(r) == str(tmp_path / "out" / "job.ptyr")
+    res = read_ptyr(summary.result)
+    # positions and indices: every frame once, as the scan delivered them
+    scan = get_scan("MoonFlowerScan")(num_frames=24, shape=32, seed=3)
+    scan.initialize()
+    np.testing.assert_array_equal(res.indices, np.arange(24))
+    np.testing.assert_array_equal(res.positions_initial, scan.positions)
+    # history: streaming iterations (first engine, while chunks arrive) + full numiter each
+    engines = list(res.history["engine"])
+    streaming = np.asarray(res.history["streaming"], bool)
+    assert engines[-3:] == ["ML"] * 3
+    assert [e for e, s in zip(engines, streaming, strict=True) if not s] == ["DM"] * 4 + ["ML"] * 3
+    assert summary.iterations == len(engines)
+    assert res.object.ndim == 3 and res.probe.shape == (1, 32, 32)
+    assert res.attrs["status"] == "final" and res.attrs["backend"] == "numpy"
+    assert res.attrs["ranks"] == 1 and res.attrs["version_ptyscan"]
+    assert [e["iterations_done"] for e in res.engines] == [4, 3]
+    assert res.meta["shape"].tolist() == [32, 32]
+    # the stored recipe is the resolved one and loads back to the same recipe
+    again = load_recipe(yaml.safe_load(res.recipe))
+    assert again.to_dict() == r.to_dict()
+    for png in plot_names(summary.result).values():
+        assert png.stat().st_size > 1000
+
+
+def test_streaming_with_waits_uses_every_frame_once(tmp_path):
+    r = recipe(
+        tmp_path,
+        scan={"block_wait_count": 1, "min_frames": 4},
+        run={"poll_interval": 0.001, "min_frames_for_recon": 10},
+        engines=[{"name": "DM", "numiter": 2}],
+    )
+    summary = run_recipe(r)
+    res = read_ptyr(summary.result)
+    assert sorted(res.indices.tolist()) == list(range(24))
+    streaming = np.asarray(res.history["streaming"], bool)
+    assert streaming.sum() >= 1  # it iterated while the scan was still "acquiring"
+    assert (~streaming).sum() == 2
+
+
+def test_checkpoint_and_resume(tmp_path, monkeypatch):
+    r = recipe(
+        tmp_path,
+        engines=[{"name": "DM", "numiter": 4}, {"name": "ML", "numiter": 4}],
+        run={"checkpoint_every": 3},
+    )
+    from ptyscan.engines.ml import ML
+
+    real = ML.iterate
+
+    def crash(self, n=None):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(ML, "iterate", crash)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_recipe(r)
+    snap = read_ptyr(checkpoint_path(r))
+    assert snap.attrs["status"] == "checkpoint"
+    assert [e["iterations_done"] for e in snap.engines] == [3, 0]
+    monkeypatch.setattr(ML, "iterate", real)
+
+    seen = {}
+    original = ML.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        seen["object_before_ml"] = self.state.object_host.copy()
+
+    monkeypatch.setattr(ML, "__init__", spy)
+    summary = run_recipe(r, resume=True)
+    res = read_ptyr(summary.result)
+    assert [e["iterations_done"] for e in res.engines] == [4, 4]
+    engines = [
+        e for e, s in zip(res.history["engine"], res.history["streaming"], strict=True) if not s
+    ]
+    assert engines == ["DM"] * 4 + ["ML"] * 4
+    assert seen["object_before_ml"].shape == snap.object.shape
+    assert not (tmp_path / "out" / "job.checkpoint.ptyr").exists()
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(PtyScanError, match="no checkpoint"):
+        run_recipe(recipe(tmp_path), resume=True)
+
+
+def test_run_needs_an_engine(tmp_path):
+    r = recipe(tmp_path)
+    import dataclasses
+
+    with pytest.raises(RecipeError, match="names no engine"):
+        run_recipe(dataclasses.replace(r, engines=()))
+
+
+def test_cli_run_and_show(tmp_path, capsys):
+    recipe(tmp_path)  # writes job.yaml
+    assert (
+        main(["run", str(tmp_path / "job.yaml"), "--no-progress", "--set", "run.plot=false"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "reconstructed 24 frames" in out and "job.ptyr" in out
+    result = tmp_path / "out" / "job.ptyr"
+    assert main(["show", str(result)]) == 0
+    out = capsys.readouterr().out
+    assert "final result, backend numpy" in out
+    assert all(p.exists() for p in plot_names(result).values())
+    assert main(["show", str(tmp_path / "nope.ptyr")]) == 2
