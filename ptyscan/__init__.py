@@ -10,10 +10,14 @@ The public API::
 
 from __future__ import annotations
 
-from .chunk import EOS, WAIT, Chunk, ScanMeta
-from .errors import PtyScanError, RecipeError
-from .recipe import Recipe, load_recipe
-from .scan import PtyScan, PtyScanParams
+from ._env import limit_blas_threads_under_mpi
+
+limit_blas_threads_under_mpi()  # before NumPy starts its BLAS threads (see ptyscan._env)
+
+from .chunk import EOS, WAIT, Chunk, ScanMeta  # noqa: E402
+from .errors import PtyScanError, RecipeError  # noqa: E402
+from .recipe import Recipe, load_recipe  # noqa: E402
+from .scan import PtyScan, PtyScanParams  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -224,7 +224,9 @@ def _plot_object(plt, r, out):
         (axes[0], np.abs(obj), "object amplitude", "gray"),
         (axes[1], np.angle(obj), "object phase (rad)", "twilight"),
     ):
-        im = ax.imshow(data, cmap=cmap)
+        # 1st-99th percentile: poorly illuminated border pixels would swamp the scale
+        low, high = np.percentile(data, [1, 99])
+        im = ax.imshow(data, cmap=cmap, vmin=low, vmax=high)
         ax.set_title(title)
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.savefig(out, dpi=90)

@@ -142,7 +142,9 @@ class PtyScan:
     def initialize(self):
         """Load positions, weight and common data (rank 0, or all ranks) and share them."""
         if self.seed is None:  # drawn once, before the hooks (they may need it), on rank 0
-            fresh = int(np.random.SeedSequence().entropy % (2**63)) if self.comm.rank == 0 else None
+            fresh = (
+                int(np.random.SeedSequence().entropy % (2**63)) if self.comm.rank == 0 else None
+            )
             self.seed = self.comm.bcast(fresh)
         everywhere = self.info.load_parallel in ("common", "all")
         shared = collective(self.comm, self._load_shared, root_only=not everywhere)

@@ -17,7 +17,7 @@ def quick_start_commands():
 def test_quick_start_has_exactly_two_commands_and_ci_runs_them_verbatim():
     commands = quick_start_commands()
     assert len(commands) == 2
-    assert "pip install -e" in commands[0] and "ptyscan prepare" in commands[0]
+    assert "pip install -e" in commands[0] and "ptyscan run recipes/moonflower.yaml" in commands[0]
     assert commands[1] == ".venv/bin/python -m pytest"
     ci = (ROOT / ".ci" / "run").read_text()
     for command in commands:
