@@ -24,6 +24,7 @@ __all__ = [
     "Comm",
     "MPIComm",
     "SerialComm",
+    "abort_job",
     "abort_on_error",
     "assign_counts",
     "assign_frames",
@@ -381,6 +382,19 @@ def assign_frames(indices, size: int, totals=None) -> list[np.ndarray]:
     return [indices[edges[r] : edges[r + 1]] for r in range(size)]
 
 
+def abort_job(comm, message: str, *, code: int = 1, grace_s: float = 0.5) -> None:
+    """Write ``message`` to stderr, give mpiexec time to forward it, abort every rank.
+
+    Without the short grace period the launcher may kill the job before this
+    rank's last output reaches the terminal, and the user sees no reason.
+    """
+    sys.stderr.write(message if message.endswith("\n") else message + "\n")
+    sys.stderr.flush()
+    sys.stdout.flush()
+    time.sleep(grace_s)
+    comm.abort(code)
+
+
 @contextlib.contextmanager
 def abort_on_error(comm):
     """Turn an exception on any rank into an abort of all ranks (no hang).
@@ -394,8 +408,6 @@ def abort_on_error(comm):
     except BaseException as exc:
         if comm.size <= 1 or (isinstance(exc, SystemExit) and exc.code in (0, None)):
             raise
-        sys.stderr.write(f"[rank {comm.rank}/{comm.size}] {type(exc).__name__}: {exc}\n")
-        sys.stderr.flush()
         log.debug("aborting after exception", exc_info=True)
-        comm.abort(1)
+        abort_job(comm, f"[rank {comm.rank}/{comm.size}] {type(exc).__name__}: {exc}")
         raise

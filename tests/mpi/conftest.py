@@ -5,7 +5,8 @@
 modules are not collected at all: tests/test_mpi.py launches them instead.
 
 No test may hang: when a test marked ``mpi`` fails on any rank, that rank prints the
-failure and calls ``COMM_WORLD.Abort(1)``, which ends every rank (the others may be
+failure and calls ``COMM_WORLD.Abort(1)`` (the hook in tests/conftest.py), which ends
+every rank (the others may be
 waiting in a collective of the same or the next test). The launcher's timeout is the
 last resort.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import tempfile
 
 import pytest
@@ -35,35 +35,6 @@ else:
         settings.load_profile("mpi")
     except ImportError:  # pragma: no cover - hypothesis is a test dependency
         pass
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Abort the whole MPI job when a test marked ``mpi`` fails on this rank.
-
-    A ``pytest_runtest_*`` hook here only sees items below this folder, but the
-    marker check keeps it safe should this conftest ever see other items.
-    """
-    outcome = yield
-    report = outcome.get_result()
-    if not (report.failed and UNDER_MPI and item.get_closest_marker("mpi")):
-        return
-    from mpi4py import MPI
-
-    world = MPI.COMM_WORLD
-    capman = item.config.pluginmanager.getplugin("capturemanager")
-    if capman is not None:
-        capman.suspend_global_capture(in_=True)
-    text = (
-        f"\n[rank {world.Get_rank()}/{world.Get_size()}] {item.nodeid} FAILED during "
-        f"{report.when}; calling MPI_Abort(1) so that no rank hangs\n{report.longreprtext}\n"
-    )
-    for name, content in report.sections:
-        text += f"--- {name} ---\n{content}\n"
-    sys.stderr.write(text)
-    sys.stderr.flush()
-    sys.stdout.flush()
-    world.Abort(1)
 
 
 def pytest_sessionfinish(session, exitstatus):
