@@ -6,8 +6,9 @@ A new scan class must add a factory to FACTORIES (the first test fails until it 
 import h5py
 import numpy as np
 import pytest
+from _helpers import drain
 
-from ptyscan import EOS, WAIT, Chunk
+from ptyscan import EOS, Chunk
 from ptyscan.ptyd import read_ptyd
 from ptyscan.scans import available_scans, get_scan
 
@@ -162,17 +163,6 @@ def test_every_registered_scan_has_a_conformance_factory():
     assert not missing, f"add conformance factories for {missing}"
 
 
-def drain(scan, per_chunk=5):
-    chunks = []
-    for _ in range(200):
-        msg = scan.auto(per_chunk)
-        if msg is EOS:
-            return chunks
-        if msg is not WAIT:
-            chunks.append(msg)
-    raise AssertionError("no EOS after 200 calls")
-
-
 @pytest.fixture(params=sorted(FACTORIES))
 def make(request, tmp_path):
     return lambda **kw: FACTORIES[request.param](tmp_path, **kw)
@@ -180,7 +170,7 @@ def make(request, tmp_path):
 
 def test_chunks_follow_the_contract(make):
     scan = make()
-    chunks = drain(scan)
+    chunks = drain(scan, 5)
     assert scan.auto(5) is EOS and scan.auto(5) is EOS  # EOS stays EOS
     assert all(isinstance(c, Chunk) for c in chunks)
     indices = np.concatenate([c.indices for c in chunks])
@@ -205,7 +195,7 @@ def test_chunks_follow_the_contract(make):
 def test_ptyd_round_trip(make, tmp_path):
     out = tmp_path / "conformance.ptyd"
     scan = make(save="append", dfile=str(out))
-    chunks = drain(scan)
+    chunks = drain(scan, 5)
     stored = read_ptyd(out)
     np.testing.assert_array_equal(stored.indices, np.concatenate([c.indices for c in chunks]))
     np.testing.assert_array_equal(stored.data, np.concatenate([c.data for c in chunks]))

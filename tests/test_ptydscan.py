@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _helpers import drain
 
 from ptyscan import EOS, WAIT
 from ptyscan.errors import PtydError, ScanError
@@ -20,17 +21,6 @@ from ptyscan.scans import get_scan
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "data" / "moonflower_ptypy_append.ptyd"
 PtydScan = get_scan("PtydScan")
-
-
-def drain(scan, per_chunk, max_calls=100):
-    chunks = []
-    for _ in range(max_calls):
-        msg = scan.auto(per_chunk)
-        if msg is EOS:
-            return chunks
-        if msg is not WAIT:
-            chunks.append(msg)
-    raise AssertionError("no EOS")
 
 
 def test_reads_ptypys_reference_file_exactly():

@@ -11,8 +11,8 @@ import h5py
 import hdf5plugin
 import numpy as np
 import pytest
+from _helpers import drain
 
-from ptyscan import EOS, WAIT
 from ptyscan import frames as fr
 from ptyscan.errors import RecipeError, ScanError
 from ptyscan.geometry import ELEMENTARY_CHARGE_C, electron_wavelength_m, photon_energy_kev
@@ -73,20 +73,9 @@ def make(path, cls=Hdf5Loader, **kw):
     return cls(pars)
 
 
-def drain(scan, per_chunk=5):
-    chunks = []
-    for _ in range(100):
-        msg = scan.auto(per_chunk)
-        if msg is EOS:
-            return chunks
-        assert msg is not WAIT
-        chunks.append(msg)
-    raise AssertionError("no EOS")
-
-
 def collect(scan, per_chunk=5):
     """All chunks joined: (indices, data, weights, positions, meta)."""
-    chunks = drain(scan, per_chunk)
+    chunks = drain(scan, per_chunk, allow_wait=False)
     cat = lambda name: np.concatenate([getattr(c, name) for c in chunks])  # noqa: E731
     return cat("indices"), cat("data"), cat("weights"), cat("positions"), chunks[0].meta
 

@@ -3,10 +3,11 @@
 import h5py
 import numpy as np
 import pytest
+from _helpers import drain
 from fabio.edfimage import EdfImage
 from scipy.ndimage import map_coordinates
 
-from ptyscan import EOS, WAIT
+from ptyscan import EOS
 from ptyscan.errors import RecipeError, ScanError
 from ptyscan.ptyd import read_ptyd
 from ptyscan.scans.id16a import ID16AScan, undistort
@@ -51,17 +52,6 @@ def write_scan(folder, n=7, seed=0, sample="cell"):
         write_edf(folder / f"dark_{k:04d}.edf", darks[k])
         write_edf(folder / f"ref_{k:04d}.edf", refs[k])
     return raw, spy, spz, bpm5, darks, refs
-
-
-def drain(scan, per_chunk=4):
-    chunks = []
-    for _ in range(100):
-        msg = scan.auto(per_chunk)
-        if msg is EOS:
-            return chunks
-        if msg is not WAIT:
-            chunks.append(msg)
-    raise AssertionError("no EOS")
 
 
 def collect(scan, per_chunk=4):

@@ -4,8 +4,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from _helpers import drain
 
-from ptyscan import EOS, WAIT
+from ptyscan import EOS
 from ptyscan.errors import RecipeError, ScanError
 from ptyscan.params import validate_params
 from ptyscan.ptyd import read_ptyd
@@ -50,17 +51,6 @@ def write(tmp_path, text, name="my_scan.py"):
     return str(path)
 
 
-def drain(scan, per_chunk=5):
-    chunks = []
-    for _ in range(100):
-        msg = scan.auto(per_chunk)
-        if msg is EOS:
-            return chunks
-        if msg is not WAIT:
-            chunks.append(msg)
-    raise AssertionError("no EOS")
-
-
 def test_loads_the_only_scan_class_with_recipe_and_scan_keys(tmp_path):
     path = write(tmp_path, RAMP)
     scan = PluginScan(file=path, recipe={"offset": 0.5, "num_frames": 4}, center="fftshift")
@@ -69,7 +59,7 @@ def test_loads_the_only_scan_class_with_recipe_and_scan_keys(tmp_path):
     assert scan.info.name == "RampScan"
     assert scan.info.shape == (8, 8)  # the class's own default, not PtyScan's 256
     assert (scan.info.offset, scan.info.num_frames) == (0.5, 4)
-    chunks = drain(scan)
+    chunks = drain(scan, 5)
     data = np.concatenate([c.data for c in chunks])
     np.testing.assert_array_equal(data[:, 0, 0], [0.5, 1.5, 2.5, 3.5])
     np.testing.assert_array_equal(chunks[0].positions[1], [1e-6, -1e-6])
@@ -86,7 +76,7 @@ def test_validated_recipe_params_and_overrides_reach_the_class(tmp_path):
     out = tmp_path / "ramp.ptyd"
     scan = PluginScan(p, save="append", dfile=str(out))
     assert scan.info.shape == (4, 4) and scan.info.step_m == 2e-6
-    chunks = drain(scan)
+    chunks = drain(scan, 5)
     stored = read_ptyd(out)
     np.testing.assert_array_equal(stored.data, np.concatenate([c.data for c in chunks]))
     assert stored.info["name"] == "RampScan" and stored.data.shape == (13, 4, 4)

@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 import yaml
+from _helpers import drain
 
-from ptyscan import EOS, WAIT
 from ptyscan.errors import ParameterError, RecipeError, ScanError
 from ptyscan.geometry import electron_wavelength_m, xray_wavelength_m
 from ptyscan.ptyd import read_ptyd
@@ -46,17 +46,6 @@ def small(**kw):
     )
     pars.update(kw)
     return SimScan(**pars)
-
-
-def drain(scan, per_chunk=5):
-    chunks = []
-    for _ in range(100):
-        msg = scan.auto(per_chunk)
-        if msg is EOS:
-            return chunks
-        if msg is not WAIT:
-            chunks.append(msg)
-    raise AssertionError("no EOS")
 
 
 def stacked(scan, per_chunk=5):

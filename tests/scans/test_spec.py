@@ -4,6 +4,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+from _helpers import drain
 
 from ptyscan import EOS, WAIT
 from ptyscan.errors import RecipeError, ScanError
@@ -217,17 +218,6 @@ def fli(root, **kw):
     return FliSpecScanMultexp(base_path=f"{root}/", shape=FRAME, **kw)
 
 
-def drain(scan, per_chunk=2):
-    chunks = []
-    for _ in range(100):
-        msg = scan.auto(per_chunk)
-        if msg is EOS:
-            return chunks
-        if msg is not WAIT:
-            chunks.append(msg)
-    raise AssertionError("no EOS")
-
-
 def test_read_fli_raw(tmp_path):
     image = np.arange(80, dtype=np.uint16).reshape(FRAME) * 700
     write_raw(tmp_path / "a.raw", image, 0.25)
@@ -256,7 +246,7 @@ def test_merge_exposures_rules():
 def test_hdr_frames_positions_and_meta(tmp_path):
     intensity = fli_setup(tmp_path)
     scan = fli(tmp_path)
-    chunks = drain(scan)
+    chunks = drain(scan, 2)
     data = np.concatenate([c.data for c in chunks])
     weights = np.concatenate([c.weights for c in chunks])
     positions = np.concatenate([c.positions for c in chunks])
@@ -302,7 +292,7 @@ def test_fli_errors(tmp_path):
 def test_no_darks_uses_frame_zero_exposures(tmp_path):
     intensity = fli_setup(tmp_path)
     scan = fli(tmp_path, dark_number=None, hdr_thresholds=(0, 70000))
-    data = np.concatenate([c.data for c in drain(scan)])
+    data = np.concatenate([c.data for c in drain(scan, 2)])
     raw = [np.minimum(intensity * t + dark_level(e), 65535) for e, t in enumerate(TIMES)]
     expected = (raw[0] * 10 + raw[1]) / 2  # nothing masked: mean of both, scaled to 1 s
     np.testing.assert_allclose(data, expected, rtol=1e-6)
