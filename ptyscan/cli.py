@@ -21,13 +21,32 @@ __all__ = ["build_parser", "main"]
 log = logging.getLogger("ptyscan")
 
 
-def _cmd_prepare(args, comm):
+def _recipe(args):
+    """The recipe named on the command line, with --set overrides and --no-progress."""
     from .recipe import load_recipe
-    from .runner import prepare
 
     recipe = load_recipe(args.recipe, overrides=args.set)
     if args.no_progress:
         recipe = dataclasses.replace(recipe, run=recipe.run.model_copy(update={"progress": False}))
+    return recipe
+
+
+def _add_recipe_arguments(parser, example):
+    parser.add_argument("recipe", help="YAML recipe file")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a recipe value, e.g. --set {example} (repeatable)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _cmd_prepare(args, comm):
+    from .runner import prepare
+
+    recipe = _recipe(args)
     summary = prepare(recipe, comm=comm)
     if comm.rank == 0:
         print(
@@ -39,12 +58,9 @@ def _cmd_prepare(args, comm):
 
 
 def _cmd_run(args, comm):
-    from .recipe import load_recipe
     from .runner import run_recipe
 
-    recipe = load_recipe(args.recipe, overrides=args.set)
-    if args.no_progress:
-        recipe = dataclasses.replace(recipe, run=recipe.run.model_copy(update={"progress": False}))
+    recipe = _recipe(args)
     summary = run_recipe(recipe, comm=comm, resume=args.resume)
     if comm.rank == 0:
         errors = ", ".join(
@@ -82,12 +98,9 @@ def _cmd_show(args, comm):
 
 
 def _cmd_simulate(args, comm):
-    from .recipe import load_recipe
     from .simulate.run import simulate_recipe
 
-    recipe = load_recipe(args.recipe, overrides=args.set)
-    if args.no_progress:
-        recipe = dataclasses.replace(recipe, run=recipe.run.model_copy(update={"progress": False}))
+    recipe = _recipe(args)
     out = simulate_recipe(recipe, comm=comm)
     if comm.rank == 0:
         print(
@@ -160,42 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("prepare", help="prepare a scan from a recipe and save a .ptyd file")
-    p.add_argument("recipe", help="YAML recipe file")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set scan.shape=64 (repeatable)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_recipe_arguments(p, "scan.shape=64")
     p.set_defaults(func=_cmd_prepare)
 
     p = sub.add_parser(
         "simulate", help="simulate a scan from a recipe: a .ptyd file and a truth file"
     )
-    p.add_argument("recipe", help="YAML recipe file (scan: SimScan, MoonFlowerScan, ...)")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set scan.shape=64 (repeatable)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_recipe_arguments(p, "scan.shape=64")
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("run", help="prepare a scan and reconstruct it with the recipe's engines")
-    p.add_argument("recipe", help="YAML recipe file")
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set engines.0.numiter=50 (repeatable)",
-    )
+    _add_recipe_arguments(p, "engines.0.numiter=50")
     p.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("show", help="render a .ptyr result's pictures again and summarise it")
