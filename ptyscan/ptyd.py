@@ -49,6 +49,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ptyscan.atomic import atomic_path
 from ptyscan.errors import PtydError
 from ptyscan.h5frames import create_frames_dataset
 from ptyscan.h5typed import _typed, read_typed, write_typed
@@ -313,22 +314,12 @@ def _replace_group(f, key, value):
 
 def _replace_atomically(path, edit, copy=False):
     """Write (a copy of) ``path`` under a temporary name, fsync, rename into place."""
-    tmp = Path(f"{path}.partial")
-    try:
+    with atomic_path(path) as tmp:
         if copy:
             shutil.copyfile(path, tmp)
         with _open_for_writing(tmp, "r+" if copy else "w") as f:
             edit(f)
             f.attrs["mtime"] = time.asctime()
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _open_for_writing(path, mode):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import platform
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .atomic import atomic_path
 from .errors import PtyScanError
 
 __all__ = ["Result", "plot_names", "read_ptyr", "save_plots", "write_ptyr"]
@@ -83,19 +83,9 @@ def _history_arrays(history: list[dict]) -> dict:
 
 def write_ptyr(path, result: Result) -> Path:
     """Write ``result`` to ``path`` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        with h5py.File(tmp, "w") as f:
-            _fill(f, result)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        _fill(f, result)
+    return Path(path)
 
 
 def _fill(f, r: Result):

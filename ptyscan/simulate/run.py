@@ -62,41 +62,29 @@ def write_truth(path, scan, *, recipe_yaml=""):
     import h5py
 
     from ptyscan import __version__
+    from ptyscan.atomic import atomic_path
 
     positions_m = getattr(scan, "true_positions_m", None)
     if positions_m is None:  # MoonFlower: positions are on the pixel grid already
         positions_m = scan.positions
-    tmp = f"{path}.partial"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f["object"] = _modes(scan.true_object).astype(np.complex64)
-            f["probe"] = _modes(scan.true_probe).astype(np.complex64)
-            f["positions_m"] = np.asarray(positions_m, dtype=np.float64)
-            f["positions_px"] = np.asarray(scan.true_positions_px, dtype=np.int64)
-            f["positions_px"].attrs["meaning"] = "top-left pixel (row, col) of each view"
-            f["reported_positions_m"] = np.asarray(scan.positions, dtype=np.float64)
-            f["sample_pixel_m"] = np.asarray(scan.sample_pixel_m, dtype=np.float64)
-            f["recipe"] = recipe_yaml
-            meta = scan.meta
-            f.attrs.update(
-                scan=type(scan).__name__,
-                seed=int(scan.seed),
-                num_frames=int(scan.num_frames),
-                propagation=meta.propagation,
-                wavelength_m=float(getattr(scan, "wavelength_m", meta.wavelength_m)),
-                ptyscan_version=__version__,
-            )
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f["object"] = _modes(scan.true_object).astype(np.complex64)
+        f["probe"] = _modes(scan.true_probe).astype(np.complex64)
+        f["positions_m"] = np.asarray(positions_m, dtype=np.float64)
+        f["positions_px"] = np.asarray(scan.true_positions_px, dtype=np.int64)
+        f["positions_px"].attrs["meaning"] = "top-left pixel (row, col) of each view"
+        f["reported_positions_m"] = np.asarray(scan.positions, dtype=np.float64)
+        f["sample_pixel_m"] = np.asarray(scan.sample_pixel_m, dtype=np.float64)
+        f["recipe"] = recipe_yaml
+        meta = scan.meta
+        f.attrs.update(
+            scan=type(scan).__name__,
+            seed=int(scan.seed),
+            num_frames=int(scan.num_frames),
+            propagation=meta.propagation,
+            wavelength_m=float(getattr(scan, "wavelength_m", meta.wavelength_m)),
+            ptyscan_version=__version__,
+        )
 
 
 def simulate_recipe(recipe, *, comm=None) -> dict:
