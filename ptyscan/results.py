@@ -30,7 +30,16 @@ import numpy as np
 from .atomic import atomic_path
 from .errors import PtyScanError
 
-__all__ = ["Result", "plot_names", "read_ptyr", "save_plots", "write_ptyr"]
+__all__ = [
+    "Result",
+    "plot_names",
+    "plot_object",
+    "plot_probe",
+    "pyplot",
+    "read_ptyr",
+    "save_plots",
+    "write_ptyr",
+]
 
 log = logging.getLogger(__name__)
 
@@ -186,11 +195,8 @@ def plot_names(path) -> dict:
     return {k: Path(f"{stem}_{k}.png") for k in ("object", "probe", "errors")}
 
 
-def save_plots(result: Result, path) -> dict:
-    """Object amplitude/phase, probe modes and error curves as PNGs next to ``path``.
-
-    Needs matplotlib (``pip install 'ptyscan[plot]'``); uses the Agg backend.
-    """
+def pyplot():
+    """matplotlib.pyplot on the Agg backend, or a PtyScanError saying how to install it."""
     try:
         import matplotlib
 
@@ -200,15 +206,24 @@ def save_plots(result: Result, path) -> dict:
         raise PtyScanError(
             "pictures need matplotlib: pip install 'ptyscan[plot]' (or set run.plot: false)"
         ) from exc
+    return plt
+
+
+def save_plots(result: Result, path) -> dict:
+    """Object amplitude/phase, probe modes and error curves as PNGs next to ``path``.
+
+    Needs matplotlib (``pip install 'ptyscan[plot]'``); uses the Agg backend.
+    """
+    plt = pyplot()
     names = plot_names(path)
-    _plot_object(plt, result, names["object"])
-    _plot_probe(plt, result, names["probe"])
+    plot_object(plt, result.object[0], names["object"])
+    plot_probe(plt, result.probe, names["probe"])
     _plot_errors(plt, result, names["errors"])
     return names
 
 
-def _plot_object(plt, r, out):
-    obj = r.object[0]
+def plot_object(plt, obj, out):
+    """Amplitude and phase of a 2-D complex object as a PNG at ``out``."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
     for ax, data, title, cmap in (
         (axes[0], np.abs(obj), "object amplitude", "gray"),
@@ -223,12 +238,13 @@ def _plot_object(plt, r, out):
     plt.close(fig)
 
 
-def _plot_probe(plt, r, out):
-    k = len(r.probe)
+def plot_probe(plt, probe, out):
+    """Amplitude of each (K, sy, sx) probe mode, with its share of the power, at ``out``."""
+    k = len(probe)
     fig, axes = plt.subplots(1, k, figsize=(3.6 * k, 3.6), constrained_layout=True, squeeze=False)
-    power = np.sum(np.abs(r.probe) ** 2, axis=(-2, -1))
+    power = np.sum(np.abs(probe) ** 2, axis=(-2, -1))
     for mode, ax in enumerate(axes[0]):
-        ax.imshow(np.abs(r.probe[mode]), cmap="magma")
+        ax.imshow(np.abs(probe[mode]), cmap="magma")
         ax.set_title(f"probe mode {mode} ({100 * power[mode] / power.sum():.1f} %)")
     fig.savefig(out, dpi=90)
     plt.close(fig)

@@ -98,7 +98,8 @@ class SimScanParams(PtyScanParams):
     """Blur of the intensities before the detector: Gaussian sigma in pixels (number or
     (y, x)) or a 2-D kernel (normalised); models partial coherence."""
     plot: bool = False
-    """Accepted for ptypy recipes; nothing is drawn (the truth is in simulate's truth file)."""
+    """``ptyscan simulate`` saves PNGs of the true object, probe modes, positions and the
+    first frame next to the truth file."""
     electron_data: bool = False
     """``energy`` is the electron beam energy in keV (kV); meta records the photon energy of
     the same wavelength."""
@@ -138,8 +139,6 @@ class SimScan(PtyScan):
         p = self.info
         if p.electron_data:
             self.recorded_meta["energy"] = float(photon_energy_kev(self.wavelength_m))
-        if p.plot and self.comm.rank == 0:
-            log.info("SimScan: plot=True is accepted but nothing is drawn")
 
     # --- geometry ---------------------------------------------------------------------
 

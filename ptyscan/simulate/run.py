@@ -27,10 +27,10 @@ import time
 
 import numpy as np
 
-from ptyscan.chunk import EOS, WAIT
 from ptyscan.errors import ScanError
 from ptyscan.parallel import get_comm
 from ptyscan.scan_support import collective
+from ptyscan.streaming import iterate_chunks
 
 __all__ = ["simulate_recipe", "truth_path", "write_truth"]
 
@@ -87,6 +87,30 @@ def write_truth(path, scan, *, recipe_yaml=""):
         )
 
 
+def plot_truth(truth, scan) -> list:
+    """PNGs of the true object, probe modes, positions and first frame next to ``truth``."""
+    from ..results import plot_object, plot_probe, pyplot
+
+    plt = pyplot()
+    stem = str(truth).removesuffix(".h5")
+    names = [f"{stem}_object.png", f"{stem}_probe.png", f"{stem}_scan.png"]
+    plot_object(plt, _modes(scan.true_object)[0], names[0])
+    plot_probe(plt, _modes(scan.true_probe), names[1])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
+    pos_um = np.asarray(scan.positions) * 1e6
+    dots = axes[0].scatter(pos_um[:, 1], pos_um[:, 0], c=np.arange(len(pos_um)), s=8)
+    fig.colorbar(dots, ax=axes[0], shrink=0.8, label="frame index")
+    axes[0].set(title="reported positions", xlabel="fast x (µm)", ylabel="slow y (µm)")
+    axes[0].invert_yaxis()
+    raw, _, _ = scan.load(np.array([0]))  # a hook: local, no collective, no state change
+    im = axes[1].imshow(np.log10(np.maximum(np.asarray(raw[0], float), 0) + 1), cmap="viridis")
+    axes[1].set_title("frame 0 as detected, log10(counts + 1)")
+    fig.colorbar(im, ax=axes[1], shrink=0.8)
+    fig.savefig(names[2], dpi=90)
+    plt.close(fig)
+    return names
+
+
 def simulate_recipe(recipe, *, comm=None) -> dict:
     """Simulate the recipe's scan into a ``.ptyd`` file and write its truth file.
 
@@ -103,7 +127,8 @@ def simulate_recipe(recipe, *, comm=None) -> dict:
     Returns
     -------
     dict
-        ``dfile``, ``truth`` (paths), ``frames``, ``chunks``, ``seconds``, ``ranks``.
+        ``dfile``, ``truth`` (paths), ``frames``, ``chunks``, ``seconds``, ``ranks``,
+        ``pictures`` (PNG paths written when the scan's ``plot`` is True).
     """
     comm = comm if comm is not None else get_comm()
     dfile = _dfile(recipe)
@@ -117,28 +142,21 @@ def simulate_recipe(recipe, *, comm=None) -> dict:
         )
     start = time.perf_counter()
     frames = chunks = 0
-    bar = None
-    if recipe.run.progress and comm.rank == 0:
-        from tqdm import tqdm
-
-        bar = tqdm(unit="frame", desc=f"simulate {type(scan).__name__}")
-    try:
-        while (chunk := scan.auto(recipe.run.frames_per_chunk)) is not EOS:
-            if chunk is WAIT:
-                time.sleep(recipe.run.poll_interval)
-                continue
-            frames += len(chunk.all_indices)
-            chunks += 1
-            if bar is not None:
-                bar.total = scan.num_frames
-                bar.update(len(chunk.all_indices))
-    finally:
-        if bar is not None:
-            bar.close()
+    for chunk in iterate_chunks(
+        scan,
+        frames_per_chunk=recipe.run.frames_per_chunk,
+        poll_interval=recipe.run.poll_interval,
+        progress=recipe.run.progress,
+    ):
+        frames += len(chunk.all_indices)
+        chunks += 1
     truth = truth_path(dfile)
     collective(
         comm, lambda: write_truth(truth, scan, recipe_yaml=recipe.to_yaml()), root_only=True
     )
+    pictures = []
+    if getattr(scan.info, "plot", False) and comm.rank == 0:
+        pictures = plot_truth(truth, scan)
     seconds = time.perf_counter() - start
     if comm.rank == 0:
         log.info("simulated %d frames in %.2f s -> %s (truth: %s)", frames, seconds, dfile, truth)
@@ -149,4 +167,5 @@ def simulate_recipe(recipe, *, comm=None) -> dict:
         "chunks": chunks,
         "seconds": seconds,
         "ranks": comm.size,
+        "pictures": [str(p) for p in pictures],
     }

@@ -243,7 +243,7 @@ def test_electron_4dstem_simulation():
         SimScan(illumination={"model": "electron"})
 
 
-def test_psf_frame_size_and_plot(caplog):
+def test_psf_and_frame_size():
     sharp = stacked(small())[0]
     blurred = stacked(small(psf=1.5))[0]
     np.testing.assert_allclose(blurred.sum(axis=(1, 2)), sharp.sum(axis=(1, 2)), rtol=1e-3)
@@ -254,9 +254,6 @@ def test_psf_frame_size_and_plot(caplog):
     data = stacked(big)[0]
     assert data.shape == (16, 32, 32) and big.sim_shape == (48, 48)
     np.testing.assert_allclose(big.sample_pixel_m, PIXEL_32 * 32 / 48)
-    with caplog.at_level(logging.INFO, logger="ptyscan.scans.simscan"):
-        small(plot=True)
-    assert "nothing is drawn" in caplog.text
 
 
 def test_sample_from_image_thickness_and_material(tmp_path, caplog):
@@ -340,6 +337,34 @@ def test_simulate_recipe_writes_ptyd_and_truth(tmp_path):
         resolved = yaml.safe_load(f["recipe"][()].decode())
         assert resolved["scan"]["seed"] == 4 and f.attrs["num_frames"] == 10
     assert not list((tmp_path / "out").glob("*.partial"))
+    assert out["pictures"] == []  # plot is False by default
+
+
+def test_simulate_plot_saves_truth_pictures(tmp_path):
+    recipe = load_recipe(
+        {
+            "scan": {
+                "name": "SimScan",
+                "shape": 32,
+                "seed": 4,
+                "detector": None,
+                "plot": True,
+                "num_frames": 6,
+                "xy": {"model": "spiral", "spacing": 5e-7, "steps": 8},
+            },
+            "run": {"output_dir": str(tmp_path), "frames_per_chunk": 4, "progress": False},
+        }
+    )
+    out = simulate_recipe(recipe)
+    assert [p.rsplit("_", 1)[1] for p in out["pictures"]] == [
+        "object.png",
+        "probe.png",
+        "scan.png",
+    ]
+    for picture in out["pictures"]:
+        with open(picture, "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert read_ptyd(out["dfile"]).data.shape == (6, 32, 32)  # plotting left the scan intact
 
 
 def test_simulate_recipe_needs_a_simulation(tmp_path):

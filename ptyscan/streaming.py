@@ -1,0 +1,37 @@
+"""The streaming loop: every chunk of a scan until EOS, waiting politely on WAIT."""
+
+from __future__ import annotations
+
+import time
+
+from .chunk import EOS, WAIT
+
+__all__ = ["iterate_chunks"]
+
+
+def iterate_chunks(scan, *, frames_per_chunk, poll_interval=0.2, progress=False):
+    """Yield every chunk of ``scan`` until EOS, sleeping ``poll_interval`` s on WAIT.
+
+    A tqdm progress bar (frames, frames/s) is shown on rank 0 when ``progress``.
+    """
+    bar = None
+    if progress and scan.comm.rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=scan.num_frames, unit="frame", desc=type(scan).__name__, leave=True)
+    try:
+        while True:
+            chunk = scan.auto(frames_per_chunk)
+            if chunk is EOS:
+                return
+            if chunk is WAIT:
+                time.sleep(poll_interval)
+                continue
+            if bar is not None:
+                if scan.num_frames is not None and bar.total != scan.num_frames:
+                    bar.total = scan.num_frames
+                bar.update(len(chunk.all_indices))
+            yield chunk
+    finally:
+        if bar is not None:
+            bar.close()
