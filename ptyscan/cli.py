@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import textwrap
 
@@ -221,6 +222,9 @@ def main(argv=None) -> int:
     with abort_on_error(comm):
         try:
             return args.func(args, comm)
+        except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except PtyScanError as exc:
             if args.debug or comm.size > 1:
                 raise

@@ -30,3 +30,16 @@ def test_files_named_in_readme_exist():
         re.findall(r"((?:recipes|templates|benchmarks)/[\w./]+\.(?:yaml|py|md))", text)
     ):
         assert (ROOT / path).exists(), path
+
+
+def test_readme_error_example_is_what_ptyscan_prints(tmp_path, capsys):
+    from ptyscan.cli import main
+
+    text = (ROOT / "README.rst").read_text()
+    block = text.split("$ ptyscan prepare bad.yaml\n", 1)[1].split("\n\n", 1)[0]
+    expected = [line.strip() for line in block.splitlines()]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scan:\n  name: MoonFlowerScan\n  engery: 7.2\n  shape: -3\n  center: fftshit\n")
+    assert main(["prepare", str(bad)]) == 2
+    printed = [line.strip() for line in capsys.readouterr().err.splitlines()]
+    assert printed == [expected[0].replace("bad.yaml", str(bad)), *expected[1:]]
