@@ -28,6 +28,7 @@ from ptyscan.errors import ScanError
 from ptyscan.parallel import SerialComm, assign_frames
 from ptyscan.ptyd import ptyd_chunk_ids, read_chunk
 from ptyscan.scans.moonflower import MoonFlowerScan
+from ptyscan.scans.simscan import SimScan
 
 pytestmark = pytest.mark.mpi
 
@@ -282,8 +283,12 @@ def test_drawn_seed_is_the_same_on_every_rank(comm, mode):
 
 @pytest.mark.parametrize(
     ("cls", "pars"),
-    [(MoonFlowerScan, {"auto_center": True}), (EveryHookScan, {"load_parallel": None})],
-    ids=["moonflower", "every_hook_rank0_loads"],
+    [
+        (MoonFlowerScan, {"auto_center": True}),
+        (EveryHookScan, {"load_parallel": None}),
+        (SimScan, {"xy": {"model": "spiral", "spacing": 1e-6, "steps": 8}, "pos_noise": 2e-9}),
+    ],
+    ids=["moonflower", "every_hook_rank0_loads", "simscan_pilatus_noise"],
 )
 def test_saved_ptyd_identical_to_serial(comm, shared_dir, cls, pars):
     pars = {**SMALL, **pars, "save": "append"}
