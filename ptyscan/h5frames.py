@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["GZIP_LEVEL", "create_frames_dataset"]
+__all__ = ["GZIP_LEVEL", "Deflated", "create_frames_dataset", "deflate_frames", "uniform_value"]
 
 GZIP_LEVEL = 4
 """Deflate level (h5py's default; ptypy's files use the same)."""
@@ -35,7 +36,7 @@ def _filters(shape, compression):
     return options
 
 
-def _uniform_value(stack):
+def uniform_value(stack):
     """The single value of a stack whose elements are all equal, else None."""
     if stack.size == 0:
         return None
@@ -53,6 +54,39 @@ def _deflate(frame, itemsize):
     return zlib.compress(np.ascontiguousarray(shuffled), GZIP_LEVEL)
 
 
+def deflate_frames(stack, *, threads=1) -> list[bytes]:
+    """Each frame of ``stack`` shuffled and deflated as HDF5 stores it (one blob per frame)."""
+    stack = np.asarray(stack)
+    itemsize = stack.dtype.itemsize
+    if stack.strides[0] == 0 and len(stack):
+        return [_deflate(stack[0], itemsize)] * len(stack)
+    if threads > 1 and len(stack) > 1:
+        with ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(lambda frame: _deflate(frame, itemsize), stack))
+    return [_deflate(frame, itemsize) for frame in stack]
+
+
+@dataclass(frozen=True, eq=False)
+class Deflated:
+    """A frame stack already deflated (e.g. by the MPI ranks that hold the frames).
+
+    Attributes
+    ----------
+    shape : (n, ny, nx) tuple
+    dtype : numpy.dtype
+    blobs : list of bytes
+        One :func:`deflate_frames` blob per frame, in order.
+    """
+
+    shape: tuple
+    dtype: np.dtype
+    blobs: list
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
 def create_frames_dataset(group, name, stack, *, compression, threads=1):
     """Create ``group[name]`` (None: an anonymous dataset) holding ``stack``.
 
@@ -60,8 +94,9 @@ def create_frames_dataset(group, name, stack, *, compression, threads=1):
     ----------
     group : h5py.Group or h5py.File
     name : str or None
-    stack : (n, ny, nx) ndarray
-        Frames; a zero-stride (broadcast) stack is recognised as one repeated frame.
+    stack : (n, ny, nx) ndarray or Deflated
+        Frames; a zero-stride (broadcast) stack is recognised as one repeated frame;
+        a :class:`Deflated` stack is stored as gzip without compressing again.
     compression : {'gzip', 'lzf', None}
     threads : int
         Threads for gzip compression.
@@ -70,24 +105,23 @@ def create_frames_dataset(group, name, stack, *, compression, threads=1):
     -------
     h5py.Dataset
     """
-    stack = np.asarray(stack)
-    options = _filters(stack.shape, compression)
-    value = _uniform_value(stack)
-    if value is not None:
-        return group.create_dataset(
-            name, shape=stack.shape, dtype=stack.dtype, fillvalue=value, **options
+    if isinstance(stack, Deflated):
+        dset = group.create_dataset(
+            name, shape=stack.shape, dtype=stack.dtype, **_filters(stack.shape, "gzip")
         )
-    if compression != "gzip":
-        return group.create_dataset(name, data=np.ascontiguousarray(stack), **options)
-    dset = group.create_dataset(name, shape=stack.shape, dtype=stack.dtype, **options)
-    itemsize = stack.dtype.itemsize
-    if stack.strides[0] == 0:
-        blobs = [_deflate(stack[0], itemsize)] * len(stack)
-    elif threads > 1 and len(stack) > 1:
-        with ThreadPoolExecutor(threads) as pool:
-            blobs = list(pool.map(lambda frame: _deflate(frame, itemsize), stack))
+        blobs = stack.blobs
     else:
-        blobs = [_deflate(frame, itemsize) for frame in stack]
+        stack = np.asarray(stack)
+        options = _filters(stack.shape, compression)
+        value = uniform_value(stack)
+        if value is not None:
+            return group.create_dataset(
+                name, shape=stack.shape, dtype=stack.dtype, fillvalue=value, **options
+            )
+        if compression != "gzip":
+            return group.create_dataset(name, data=np.ascontiguousarray(stack), **options)
+        dset = group.create_dataset(name, shape=stack.shape, dtype=stack.dtype, **options)
+        blobs = deflate_frames(stack, threads=threads)
     for row, blob in enumerate(blobs):
         dset.id.write_direct_chunk((row, 0, 0), blob)
     return dset

@@ -51,6 +51,7 @@ class Comm(Protocol):
     def allreduce(self, value, op: str = "sum"): ...
     def Allreduce(self, arr: np.ndarray, op: str = "sum") -> np.ndarray: ...
     def allgather(self, obj) -> list: ...
+    def gather(self, obj, root: int = 0) -> list | None: ...
     def gather_rows(self, arr: np.ndarray, root: int = 0) -> np.ndarray | None: ...
     def scatter_rows(self, arr, counts, root: int = 0) -> np.ndarray: ...
     def abort(self, code: int = 1) -> None: ...
@@ -87,6 +88,9 @@ class SerialComm:
         return arr
 
     def allgather(self, obj):
+        return [obj]
+
+    def gather(self, obj, root=0):
         return [obj]
 
     def gather_rows(self, arr, root=0):
@@ -201,6 +205,10 @@ class MPIComm:
 
     def allgather(self, obj):
         return self.comm.allgather(obj)
+
+    def gather(self, obj, root=0):
+        """Pickled gather of small objects (lists of compressed frames): a list on root."""
+        return self.comm.gather(obj, root=root)
 
     def gather_rows(self, arr, root=0):
         """Concatenate every rank's rows (axis 0) on ``root`` in rank order; None elsewhere.

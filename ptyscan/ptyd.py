@@ -51,7 +51,7 @@ import numpy as np
 
 from ptyscan.atomic import atomic_path
 from ptyscan.errors import PtydError
-from ptyscan.h5frames import create_frames_dataset
+from ptyscan.h5frames import Deflated, create_frames_dataset
 from ptyscan.h5typed import _typed, read_typed, write_typed
 
 __all__ = [
@@ -179,8 +179,9 @@ class PtydWriter:
             Chunk number >= 0, each written once.
         indices : (n_frames,) int
             Frame indices, stored int64 (ptypy itself ignores them).
-        data : (n_frames, ny, nx) float or int
-            Stored with their dtype.
+        data : (n_frames, ny, nx) float or int, or Deflated
+            Stored with their dtype (a :class:`~ptyscan.h5frames.Deflated` stack is
+            written as it was compressed).
         weights : (n_frames, ny, nx) or (ny, nx)
             Stored with their dtype; a 2-D mask is repeated for every frame,
             as ptypy reads weights frame by frame.
@@ -329,11 +330,16 @@ def _open_for_writing(path, mode):
     return _retrying(path, opener, "open for writing", _WRITE_RETRY_S)
 
 
+def _stack_like(value):
+    """An ndarray, or a :class:`~ptyscan.h5frames.Deflated` stack as it is."""
+    return value if isinstance(value, Deflated) else np.asarray(value)
+
+
 def _chunk_arrays(where, indices, data, weights, positions):
-    indices, data, weights = np.asarray(indices), np.asarray(data), np.asarray(weights)
+    indices, data, weights = np.asarray(indices), _stack_like(data), _stack_like(weights)
     arrays = {"data": data, "indices": indices, "weights": weights}
     arrays["positions"] = np.asarray(positions, dtype=np.float64)
-    n = len(data) if data.ndim == 3 else -1
+    n = data.shape[0] if data.ndim == 3 else -1
     if data.ndim == 3 and weights.shape == data.shape[1:]:
         arrays["weights"] = np.broadcast_to(weights, data.shape)
     expected = {

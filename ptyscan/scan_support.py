@@ -12,6 +12,8 @@ import os
 import numpy as np
 
 from .errors import ScanError
+from .h5frames import Deflated, deflate_frames, uniform_value
+from .parallel import thread_count
 
 __all__ = ["ChunkSaver", "collective", "scatter_loaded", "share_common"]
 
@@ -147,8 +149,8 @@ class ChunkSaver:
         comm = self.scan.comm
         shared_mask = chunk.weights.strides[0] == 0
         shared_mask = all(comm.allgather(shared_mask)) if comm.size > 1 else shared_mask
-        data = comm.gather_rows(chunk.data)
-        weights = None if shared_mask else comm.gather_rows(np.ascontiguousarray(chunk.weights))
+        data = self._gather(chunk.data, len(chunk.all_indices))
+        weights = None if shared_mask else self._gather(chunk.weights, len(chunk.all_indices))
 
         def write():
             if shared_mask:
@@ -167,10 +169,29 @@ class ChunkSaver:
 
         collective(comm, write, root_only=True, idle=True)
 
+    def _gather(self, rows, total):
+        """This chunk's (n_total, ny, nx) stack on rank 0, as an array or ``Deflated``.
+
+        With several ranks and gzip, every rank deflates its own frames (in
+        parallel) and rank 0 only writes the blobs: the bytes are the ones a
+        serial run writes. A stack uniform on every rank travels as one value.
+        """
+        comm = self.scan.comm
+        if comm.size == 1 or self.scan.info.compression != "gzip":
+            return comm.gather_rows(np.ascontiguousarray(rows))
+        value = uniform_value(rows) if len(rows) else "empty"
+        values = {v for v in comm.allgather(value) if not (isinstance(v, str) and v == "empty")}
+        shape = (total, *rows.shape[1:])
+        if len(values) == 1 and None not in values:
+            return np.broadcast_to(np.asarray(values.pop(), rows.dtype), shape)
+        blobs = comm.gather(deflate_frames(rows, threads=thread_count(comm)))
+        if comm.rank != 0:
+            return None
+        return Deflated(shape=shape, dtype=rows.dtype, blobs=[b for part in blobs for b in part])
+
     def _open(self, chunk):
         if self.writer is not None:
             return
-        from .parallel import thread_count
         from .ptyd import PtydWriter
 
         p = self.scan.info
