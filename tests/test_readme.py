@@ -39,7 +39,9 @@ def test_readme_error_example_is_what_ptyscan_prints(tmp_path, capsys):
     block = text.split("$ ptyscan prepare bad.yaml\n", 1)[1].split("\n\n", 1)[0]
     expected = [line.strip() for line in block.splitlines()]
     bad = tmp_path / "bad.yaml"
-    bad.write_text("scan:\n  name: MoonFlowerScan\n  engery: 7.2\n  shape: -3\n  center: fftshit\n")
+    bad.write_text(
+        "scan:\n  name: MoonFlowerScan\n  engery: 7.2\n  shape: -3\n  center: fftshit\n"
+    )
     assert main(["prepare", str(bad)]) == 2
     printed = [line.strip() for line in capsys.readouterr().err.splitlines()]
     assert printed == [expected[0].replace("bad.yaml", str(bad)), *expected[1:]]

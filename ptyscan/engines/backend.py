@@ -103,6 +103,24 @@ class Backend:
             return arr.get()
         return np.asarray(arr)
 
+    def empty_pinned(self, shape, dtype) -> np.ndarray:
+        """An uninitialised host array for streaming: page-locked (pinned) memory on
+        CuPy, so that copies to and from the device run asynchronously; an ordinary
+        NumPy array on NumPy."""
+        if self.name == "cupy":
+            import cupyx
+
+            return cupyx.empty_pinned(shape, dtype=dtype)
+        return np.empty(shape, dtype=dtype)
+
+    def free_device_bytes(self) -> int | None:
+        """Device memory a reconstruction can still take: free memory plus what CuPy's
+        memory pool holds unused; None on NumPy."""
+        if self.name != "cupy":
+            return None
+        free, _total = self.xp.cuda.runtime.memGetInfo()
+        return int(free) + int(self.xp.get_default_memory_pool().free_bytes())
+
     def synchronize(self) -> None:
         """Wait for queued device work (no-op on NumPy); use before timing."""
         if self.name == "cupy":

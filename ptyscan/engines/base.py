@@ -16,6 +16,7 @@ from ..parallel import SerialComm, thread_count
 from ..params import ParamsModel, validate_params
 from . import ops
 from .backend import Backend, get_backend
+from .residency import choose_residency
 from .state import ReconstructionState
 
 __all__ = ["Engine", "EngineParams"]
@@ -54,6 +55,17 @@ class EngineParams(ParamsModel):
     block_size: int | None = Field(None, ge=1)
     """Views processed together (bounds memory); None: about 1 MB of complex waves per
     block on NumPy (cache-sized), 512 MB on CuPy."""
+    data_residency: Literal["auto", "device", "host"] = "auto"
+    """Where each chunk's measured data, masks and (DM) exit waves live. 'device': on the
+    device, moved there once per chunk. 'host': in host memory (page-locked on CuPy);
+    every pass copies each block of ``block_size`` views to the device (the next block's
+    copy overlapping the current block's work, on a second CUDA stream) and writes back
+    what it changes; per-view arrays the engine derives (amplitudes, weights, far fields)
+    are recomputed per block, so the device holds only a few blocks and a scan larger
+    than its memory runs. 'auto': 'device' for a chunk while the arrays the engine keeps
+    per view, for all chunks so far, fit in half the free device memory, else 'host' for
+    that chunk; always 'device' on NumPy. The results do not depend on it (DM: to
+    rounding, as it recomputes the far fields of streamed exit waves; ML: exactly)."""
     probe_model: Literal["aperture", "focused"] = "aperture"
     """Initial probe when ``probe`` is None: 'aperture' (flat disc) or 'focused'
     (back-propagated square root of the mean frame). Scaled to the mean frame power."""
@@ -165,7 +177,7 @@ class Engine(abc.ABC):
     def probe(self) -> np.ndarray:
         """(K, sy, sx) complex probe on the host (initialised on first use)."""
         st = self._require_state()
-        st.ensure_probe()
+        st.ensure_probe(self.block_size)
         return st.probe_host
 
     @property
@@ -189,7 +201,16 @@ class Engine(abc.ABC):
                 probe_mode_powers=p.probe_mode_powers,
                 margin_px=p.object_margin_px,
             )
-        self._state.add_views(chunk)
+        residency = self._residency(chunk)
+        self._state.add_views(chunk, residency=residency)
+        log.debug(
+            "%s: chunk %s, %d views in %s memory (data_residency %r)",
+            self.params.name,
+            chunk.number,
+            len(chunk.indices),
+            residency,
+            self.params.data_residency,
+        )
 
     def iterate(self, n=None) -> list[dict]:
         """Run ``n`` iterations (default: all remaining up to ``numiter``); collective.
@@ -204,7 +225,7 @@ class Engine(abc.ABC):
         for _ in range(n):
             start = time.perf_counter()
             if self._seen_version != st.version:
-                st.ensure_probe()
+                st.ensure_probe(self.block_size)
                 self._on_new_views()
                 self._seen_version = st.version
             errors = self._iterate_once()
@@ -242,6 +263,34 @@ class Engine(abc.ABC):
     def _iterate_once(self) -> dict:
         """One iteration over every view; returns this iteration's error dict."""
 
+    def _residency(self, chunk) -> str:
+        """'device' or 'host' for ``chunk`` (resolves ``data_residency`` 'auto')."""
+        mode, bk = self.params.data_residency, self.backend
+        if mode != "auto" or not bk.is_gpu:
+            return choose_residency(mode, gpu=bk.is_gpu)
+        st = self._state
+        frame = tuple(int(v) for v in chunk.meta.shape)
+        per_view = self._device_bytes_per_view(frame, _per_frame_weights(chunk))
+        return choose_residency(
+            mode,
+            gpu=True,
+            need_bytes=per_view * len(chunk.indices),
+            resident_bytes=per_view * st.n_views_on_device,
+            free_bytes=bk.free_device_bytes(),
+        )
+
+    def _device_bytes_per_view(self, frame, per_frame_mask) -> int:
+        """Device bytes one view keeps in 'device' residency: data and mask here;
+        engines add their own per-view arrays."""
+        real = np.dtype(self.backend.real_dtype).itemsize
+        return frame[0] * frame[1] * real * (2 if per_frame_mask else 1)
+
+    def _wave_bytes(self, frame) -> int:
+        """Bytes of one view's exit waves (M × K complex frames)."""
+        p = self.params
+        itemsize = np.dtype(self.backend.complex_dtype).itemsize
+        return p.object_modes * p.probe_modes * frame[0] * frame[1] * itemsize
+
     @property
     def block_size(self) -> int:
         if self.params.block_size:
@@ -271,6 +320,15 @@ class Engine(abc.ABC):
         buf = np.append(np.asarray(sums, np.float64), float(count))
         ops.allreduce(self.backend, self.comm, buf)
         return buf[:-1] / max(buf[-1], 1.0)
+
+
+def _per_frame_weights(chunk) -> bool:
+    """The chunk has one weight frame per view (not one shared frame)."""
+    w = chunk.weights
+    if w is None:
+        return False
+    w = np.asarray(w)
+    return w.ndim == 3 and w.shape[0] > 1 and w.strides[0] != 0
 
 
 def _backend_name(backend):

@@ -20,6 +20,13 @@ One iteration:
    multiplied by its support. Numerators and denominators are summed over MPI
    ranks (each rank holds its own frames).
 
+Device memory: for a view set on the device the engine keeps the exit waves'
+spectra ``Ψ = fw(ψ)`` next to ``ψ`` (one FFT per view and mode less per
+iteration), ``sqrt(I)`` and ``mask / (I + 1)``. A streamed view set
+('host' residency) keeps only ``ψ``, in host memory, as ptypy does: the Fourier
+update starts from ``fw(ψ)`` of the block and the derived arrays are recomputed
+per block, so the results agree to rounding.
+
 Errors per frame (ptypy's triple): ``fourier`` = masked mean ``(|F| - sqrt(I))²``,
 ``photons`` = ``Σ mask (|fw(P·O)|² - I)² / (I + 1) / npix`` (before the update;
 costs one FFT per view, ``compute_log_likelihood``), ``exit`` = ``Σ_modes
@@ -86,19 +93,23 @@ class DM(Engine):
         self._probe_buf = None
         self._pbound = 0.0
 
+    def _device_bytes_per_view(self, frame, per_frame_mask) -> int:
+        real = np.dtype(self.backend.real_dtype).itemsize
+        extra = 2 * self._wave_bytes(frame) + 2 * real * frame[0] * frame[1]  # ψ, Ψ, sqrt(I), ivar
+        return super()._device_bytes_per_view(frame, per_frame_mask) + extra
+
     def _on_new_views(self):
         st, bk = self._state, self.backend
-        st.ensure_exit()
+        st.ensure_exit(self.block_size)
         self._pbound = 0.25 * self.params.fourier_relax_factor**2 * st.max_power / st.npix
         if self._probe_buf is None:
             self._probe_buf = bk.xp.zeros_like(st.probe)
         xp = bk.xp
-        for vs in st.viewsets:  # new view sets have no caches yet
-            if "far_exit" not in vs.cache:
+        for vs in st.viewsets:  # new view sets have no caches yet; streamed ones get none
+            if not vs.streamed and "far_exit" not in vs.cache:
                 vs.cache["far_exit"] = st.propagator.fw(vs.exit)
                 vs.cache["fmag"] = xp.sqrt(vs.data)
-                vs.cache["ivar"] = (vs.mask / (vs.data + 1)).astype(bk.real_dtype)
-                vs.cache["full_mask"] = bool(xp.all(vs.mask == 1))
+                vs.cache["ivar"] = _inverse_variance(bk, vs.data, vs.mask)
 
     def _iterate_once(self) -> dict:
         fourier, photons, exit_ = self._fourier_update()
@@ -111,35 +122,43 @@ class DM(Engine):
         st, bk = self._state, self.backend
         xp = bk.xp
         sums = xp.zeros(3, dtype=np.float64)
-        for vs, sl in st.blocks(self.block_size):
-            sums += self._fourier_block(vs, sl)
+        for blk in st.blocks(self.block_size, read=("data", "mask", "exit")):
+            sums += self._fourier_block(blk)
         errs = self._global_means(bk.to_host(sums), st.n_views)
         return float(errs[0]), float(errs[1]), float(errs[2])
 
-    def _fourier_block(self, vs, sl):
-        """Update the exit waves of views ``sl`` of ``vs``; (3,) sums of the view errors.
+    def _fourier_block(self, blk):
+        """Update the exit waves of a block of views; (3,) sums of the view errors.
 
         Works on the far fields: the exit waves' spectra ``Ψ = fw(ψ)`` are kept
         (``vs.cache['far_exit']``), so the update costs one forward FFT (of P·O,
         which also gives the 'photons' error) and one inverse FFT (ψ = bw(Ψ) for the
         overlap update) per view and mode; the propagator is unitary, so this is
-        ptypy's update exactly.
+        ptypy's update exactly. A streamed block computes ``Ψ = fw(ψ)`` first.
         """
         st, bk = self._state, self.backend
         xp, prop = bk.xp, st.propagator
         a, b, c = self._abc
-        cache = vs.cache
-        full = cache["full_mask"]
-        mask = vs.mask_rows(sl)
-        fmag, spec = cache["fmag"][sl], cache["far_exit"][sl]
+        vs, sl = blk.vs, blk.sl
+        full = vs.full_mask
+        data, mask = blk["data"], blk["mask"]
+        if vs.streamed:
+            fmag = xp.sqrt(data)
+            spec = prop.fw(blk["exit"], overwrite=True)
+            ivar = (
+                _inverse_variance(bk, data, mask) if self.params.compute_log_likelihood else None
+            )
+        else:
+            cache = vs.cache
+            fmag, spec, ivar = cache["fmag"][sl], cache["far_exit"][sl], cache["ivar"][sl]
         ov = ops.gather(bk, st.object, st.offsets(vs, sl), st.frame)
         fpo = prop.fw(ov[:, :, None] * st.probe[None, None], overwrite=True)  # fw(P·O)
         out = xp.zeros(3, dtype=np.float64)
         if self.params.compute_log_likelihood:
             model = ops.mode_sum(ops.abs2(xp, fpo))
-            model -= vs.data[sl]
+            model -= data
             model *= model
-            out[1] = ops.vdot_real(xp, model, cache["ivar"][sl]) / st.npix
+            out[1] = ops.vdot_real(xp, model, ivar) / st.npix
         if c == 2:  # DM
             comb = fpo * 2
             comb -= spec
@@ -182,7 +201,7 @@ class DM(Engine):
             delta *= a + b * c
         spec += delta
         out[2] = ops.vdot_real(xp, delta, delta) / st.npix
-        vs.exit[sl] = prop.bw(spec)
+        blk["exit"] = prop.bw(spec)
         return out
 
     # --- overlap update ---------------------------------------------------------------
@@ -212,9 +231,9 @@ class DM(Engine):
             den += cfact
         pconj = xp.conj(st.probe)[None, None]
         power = ops.abs2(xp, st.probe).sum(axis=0)
-        for vs, sl in st.blocks(self.block_size):
-            off = st.offsets(vs, sl)
-            ops.scatter_add(bk, num, ops.mode_sum(vs.exit[sl] * pconj, axis=2), off)
+        for blk in st.blocks(self.block_size, read=("exit",)):
+            off = st.offsets(blk.vs, blk.sl)
+            ops.scatter_add(bk, num, ops.mode_sum(blk["exit"] * pconj, axis=2), off)
             ops.scatter_add(bk, den, power, off)
         ops.allreduce(bk, self.comm, num)
         ops.allreduce(bk, self.comm, den)
@@ -236,9 +255,9 @@ class DM(Engine):
         if self.comm.rank == 0:
             num += cfact * st.probe
             den += cfact
-        for vs, sl in st.blocks(self.block_size):
-            ov = ops.gather(bk, st.object, st.offsets(vs, sl), st.frame)
-            num += (xp.conj(ov)[:, :, None] * vs.exit[sl]).sum(axis=(0, 1))
+        for blk in st.blocks(self.block_size, read=("exit",)):
+            ov = ops.gather(bk, st.object, st.offsets(blk.vs, blk.sl), st.frame)
+            num += (xp.conj(ov)[:, :, None] * blk["exit"]).sum(axis=(0, 1))
             den += ops.abs2(xp, ov).sum(axis=(0, 1))
         ops.allreduce(bk, self.comm, num)
         ops.allreduce(bk, self.comm, den)
@@ -252,3 +271,8 @@ class DM(Engine):
         self._probe_buf = num.copy()
         st.probe = num
         return float(np.sqrt(change))
+
+
+def _inverse_variance(backend, data, mask):
+    """``mask / (I + 1)``: the weights of the 'photons' error (per view, or per block)."""
+    return (mask / (data + 1)).astype(backend.real_dtype)

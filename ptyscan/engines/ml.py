@@ -31,6 +31,13 @@ degree-8 polynomial for 'gaussian' (minimised over its real critical points),
 safeguarded Newton steps on the exact objective for 'poisson' and 'euclid'
 (also their fallback when the Taylor curvature is not positive, where ptypy's
 step would go uphill).
+
+Device memory: for a view set on the device the engine keeps ``sqrt(I)``, the
+Gaussian weights and (``cache_farfield``) each iteration's far fields and
+back-propagated gradients. A streamed view set ('host' residency) keeps nothing
+on the device: those arrays are recomputed per block with the same operations
+(two FFTs per view and mode more in the quadratic line search), so the results
+are the same as with 'device'.
 """
 
 from __future__ import annotations
@@ -85,7 +92,8 @@ class MLParams(EngineParams):
     """Line search polynomial: 'quadratic' (Newton step) or 'all' (see the module notes)."""
     cache_farfield: bool = True
     """Keep each iteration's far fields for the line search (one FFT less per view and
-    mode, memory of one more exit-wave array)."""
+    mode, memory of two more exit-wave arrays). Device-resident views only: streamed
+    ones ('host' residency) recompute them, which costs less than streaming them."""
 
 
 class ML(Engine):
@@ -109,6 +117,13 @@ class ML(Engine):
         self._g = None  # previous (g_O, g_P)
         self._zg = None  # previous Re<z, g>
 
+    def _device_bytes_per_view(self, frame, per_frame_mask) -> int:
+        npix, real = frame[0] * frame[1], np.dtype(self.backend.real_dtype).itemsize
+        extra = 2 * real * npix  # sqrt(I), weights
+        if self.params.cache_farfield:  # far field, back-propagated gradient, dL/dq, curvature
+            extra += 2 * self._wave_bytes(frame) + 2 * real * npix
+        return super()._device_bytes_per_view(frame, per_frame_mask) + extra
+
     def _on_new_views(self):
         st, p, bk = self._state, self.params, self.backend
         xp = bk.xp
@@ -120,13 +135,14 @@ class ML(Engine):
             npix_obj = st.object.size
             self._reg_amp = p.reg_del2_amplitude * measured * photons / (8.0 * npix_obj**2)
         for vs in st.viewsets:  # new view sets have no caches yet
-            if "fmag" in vs.cache:
-                continue
-            vs.cache["fmag"] = xp.sqrt(vs.data)
-            if p.ML_type == "gaussian":
-                vs.cache["w"] = (R * vs.mask / (1.0 / R + vs.data)).astype(bk.real_dtype)
-            if p.ML_type == "poisson":
+            if p.ML_type == "poisson" and "lgamma" not in vs.cache:
                 vs.cache["lgamma"] = _lgamma_sums(bk, vs, R)
+            if vs.streamed:  # nothing per view on the device: derived per block
+                continue
+            if "fmag" not in vs.cache:
+                vs.cache["fmag"] = xp.sqrt(vs.data)
+            if p.ML_type == "gaussian" and "w" not in vs.cache:
+                vs.cache["w"] = _gaussian_weights(bk, vs.data, vs.mask, R)
 
     # --- one iteration ------------------------------------------------------------------
 
@@ -201,8 +217,8 @@ class ML(Engine):
         g_o = xp.zeros_like(st.object)
         g_p = xp.zeros_like(st.probe)
         sums = xp.zeros(2, dtype=np.float64)  # data objective, Fourier error (frame sums)
-        for vs, sl in st.blocks(self.block_size):
-            sums += self._gradient_block(vs, sl, g_o, g_p)
+        for blk in st.blocks(self.block_size, read=("data", "mask")):
+            sums += self._gradient_block(blk, g_o, g_p)
         sums = bk.to_host(sums)
         if self.params.ML_type == "poisson":
             sums[0] += sum(float(vs.cache["lgamma"].sum()) for vs in st.viewsets)
@@ -222,47 +238,87 @@ class ML(Engine):
         }
         return g_o, g_p, errors, float(loglik)
 
-    def _gradient_block(self, vs, sl, g_o, g_p):
+    def _block_fields(self, blk):
+        """Far fields and noise-model terms of a block at the current state.
+
+        Returns a dict: ``off`` (B, 2) offsets, ``ov`` (B, M, sy, sx) object views,
+        ``far`` (B, M, K, sy, sx) far fields, ``q`` model intensities, ``scale``
+        floating-intensity factors or None, ``dldq`` and ``curv`` (dL/dq and ½ d²L/dq²
+        with the factors applied; ``curv`` None unless the fast line search is on),
+        ``loglik`` (B,) and ``xi = bw(far · dL/dq)``. The fast line search takes them
+        from the gradient pass (device-resident views) or recomputes them (streamed).
+        """
         st, bk, p = self._state, self.backend, self.params
         xp, prop = bk.xp, st.propagator
-        off = st.offsets(vs, sl)
+        off = st.offsets(blk.vs, blk.sl)
         ov = ops.gather(bk, st.object, off, st.frame)
         far = prop.fw(ov[:, :, None] * st.probe[None, None], overwrite=True)
         model = mode_sum(ops.abs2(xp, far))  # (B, sy, sx)
-        data, mask = vs.data[sl], vs.mask_rows(sl)
-        scale = self._floating(vs, sl, model, data, mask)
+        data, mask = blk["data"], blk["mask"]
+        scale = self._floating(model, data, mask)
         q = model if scale is None else model * scale[:, None, None]
-        weights = vs.cache["w"][sl] if "w" in vs.cache else None
         dldq, loglik, curv = noise_model(
-            xp, p.ML_type, q, data, mask, p.intensity_renormalization, weights, self._fast_line
+            xp,
+            p.ML_type,
+            q,
+            data,
+            mask,
+            p.intensity_renormalization,
+            self._weights(blk),
+            self._fast_line,
         )
-        fdev = xp.sqrt(q)
-        fdev -= vs.cache["fmag"][sl]
-        fdev *= fdev
-        if mask.shape[0] > 1 or not bool(xp.all(mask)):
-            fdev *= mask
-        msum = xp.maximum(frame_sum(xp, mask), 1.0)
         if scale is not None:
             dldq *= scale[:, None, None]
             if curv is not None:
                 curv = curv * (scale**2)[:, None, None]
         xi = prop.bw(far * dldq[:, None, None], overwrite=True)
+        return {
+            "off": off,
+            "ov": ov,
+            "far": far,
+            "q": q,
+            "scale": scale,
+            "dldq": dldq,
+            "curv": curv,
+            "loglik": loglik,
+            "xi": xi,
+        }
+
+    def _weights(self, blk):
+        """Gaussian weights of a block: cached (device-resident views) or computed."""
+        if self.params.ML_type != "gaussian":
+            return None
+        vs = blk.vs
+        if "w" in vs.cache:
+            return vs.cache["w"][blk.sl]
+        return _gaussian_weights(
+            self.backend, blk["data"], blk["mask"], self.params.intensity_renormalization
+        )
+
+    def _gradient_block(self, blk, g_o, g_p):
+        st, bk, p = self._state, self.backend, self.params
+        xp = bk.xp
+        vs, sl = blk.vs, blk.sl
+        f = self._block_fields(blk)
+        mask = blk["mask"]
+        fdev = xp.sqrt(f["q"])
+        fdev -= vs.cache["fmag"][sl] if "fmag" in vs.cache else xp.sqrt(blk["data"])
+        fdev *= fdev
+        if mask.shape[0] > 1 or not bool(xp.all(mask)):
+            fdev *= mask
+        msum = xp.maximum(frame_sum(xp, mask), 1.0)
+        xi, off = f["xi"], f["off"]
         ops.scatter_add(bk, g_o, mode_sum(xi * xp.conj(st.probe)[None, None], axis=2), off)
-        g_p += (xi * xp.conj(ov)[:, :, None]).sum(axis=(0, 1))
-        if p.cache_farfield:
-            vs.cache.setdefault("blocks", {})[sl.start] = {
-                "far": far,
-                "xi": xi,
-                "dldq": dldq,
-                "curv": curv,
-                "scale": scale,
-            }
+        g_p += (xi * xp.conj(f["ov"])[:, :, None]).sum(axis=(0, 1))
+        if p.cache_farfield and not vs.streamed:
+            keep = ("far", "xi", "dldq", "curv", "scale")
+            vs.cache.setdefault("blocks", {})[sl.start] = {k: f[k] for k in keep}
         out = xp.zeros(2, dtype=np.float64)
-        out[0] = xp.sum(loglik)
+        out[0] = xp.sum(f["loglik"])
         out[1] = xp.sum(frame_sum(xp, fdev) / msum)
         return out
 
-    def _floating(self, vs, sl, model, data, mask):
+    def _floating(self, model, data, mask):
         """Per-frame intensity factors (B,) for floating intensities, else None."""
         if not self.params.floating_intensities:
             return None
@@ -295,8 +351,8 @@ class ML(Engine):
         xp = bk.xp
         if self._fast_line:
             total = xp.zeros(1, dtype=np.float64)
-            for vs, sl in st.blocks(self.block_size):
-                total += self._curvature_block(vs, sl, h_o, h_p)
+            for blk in st.blocks(self.block_size, read=("data", "mask")):
+                total += self._curvature_block(blk, h_o, h_p)
             curvature = bk.to_host(total).astype(np.float64)
             ops.allreduce(bk, self.comm, curvature)
             if p.reg_del2:
@@ -304,23 +360,24 @@ class ML(Engine):
             return np.array([loglik, slope, curvature[0]])
         degree = 8 if p.poly_line_coeffs == "all" and p.ML_type == "gaussian" else 2
         total = xp.zeros(degree + 1, dtype=np.float64)
-        for vs, sl in st.blocks(self.block_size):
-            total += self._line_block(vs, sl, h_o, h_p, degree)
+        for blk in st.blocks(self.block_size, read=("data", "mask")):
+            total += self._line_block(blk, h_o, h_p, degree)
         coeffs = bk.to_host(total).astype(np.float64)
         ops.allreduce(bk, self.comm, coeffs)
         if p.reg_del2:
             coeffs[:3] += ops.del2_coeffs(xp, st.object, h_o, self._reg_amp)
         return coeffs
 
-    def _curvature_block(self, vs, sl, h_o, h_p):
-        """The t² coefficient of the data term over views ``sl`` (fast quadratic search).
+    def _curvature_block(self, blk, h_o, h_p):
+        """The t² coefficient of the data term over a block (fast quadratic search).
 
         With M(t) = Σ|f + t a + t² b|², L ≈ L0 + L'·M1 t + (L'·M2 + L''/2·M1²) t², and
         Σ L'·2Re(f b*) = 2 Re<xi, hO·hP> by Parseval (xi = bw(L'·f)), so b needs no FFT.
         """
         st, bk = self._state, self.backend
         xp, prop = bk.xp, st.propagator
-        cached = vs.cache["blocks"][sl.start]
+        vs, sl = blk.vs, blk.sl
+        cached = vs.cache["blocks"][sl.start] if not vs.streamed else self._block_fields(blk)
         off = st.offsets(vs, sl)
         ov = ops.gather(bk, st.object, off, st.frame)[:, :, None]
         hv = ops.gather(bk, h_o, off, st.frame)[:, :, None]
@@ -335,11 +392,12 @@ class ML(Engine):
         m1 *= m1
         return total + ops.vdot_real(xp, cached["curv"].astype(np.float64), m1)
 
-    def _line_terms(self, vs, sl, h_o, h_p, degree):
+    def _line_terms(self, blk, h_o, h_p, degree):
         """M0..M_degree (float64, (B, sy, sx), × the floating factor): the model intensity
         along the line is Σ_j M_j t^j, exactly quartic in t."""
         st, bk, p = self._state, self.backend, self.params
         xp, prop = bk.xp, st.propagator
+        vs, sl = blk.vs, blk.sl
         off = st.offsets(vs, sl)
         ov = ops.gather(bk, st.object, off, st.frame)[:, :, None]
         hv = ops.gather(bk, h_o, off, st.frame)[:, :, None]
@@ -358,15 +416,14 @@ class ML(Engine):
             terms += [2 * re_dot(a, b), mode_sum(ops.abs2(xp, b))]
         terms = [t.astype(np.float64) for t in terms]  # powers up to 8 overflow float32
         if p.floating_intensities:
-            data, mask = vs.data[sl], vs.mask_rows(sl)
-            scale = self._floating(vs, sl, terms[0], data, mask)[:, None, None]
+            scale = self._floating(terms[0], blk["data"], blk["mask"])[:, None, None]
             terms = [t * scale for t in terms]
         return terms
 
-    def _line_block(self, vs, sl, h_o, h_p, degree):
+    def _line_block(self, blk, h_o, h_p, degree):
         p = self.params
-        terms = self._line_terms(vs, sl, h_o, h_p, 4 if degree > 2 else 2)
-        data, mask = vs.data[sl], vs.mask_rows(sl)
+        terms = self._line_terms(blk, h_o, h_p, 4 if degree > 2 else 2)
+        data, mask = blk["data"], blk["mask"]
         derivs = taylor_terms(
             self.backend.xp, p.ML_type, terms[0], data, mask, p.intensity_renormalization
         )
@@ -378,19 +435,25 @@ class ML(Engine):
         Used for 'all', and for 'quadratic' when the Taylor curvature is not positive
         (the objective is not convex along the line where the model intensity
         nearly vanishes). Costs two FFTs per view and mode plus a few passes over
-        the stored intensity coefficients per trial step.
+        the stored intensity coefficients per trial step; streamed views recompute
+        their coefficients at every trial step instead of keeping them on the device.
         """
         st, bk, p = self._state, self.backend, self.params
-        lines = [
-            (vs, sl, self._line_terms(vs, sl, h_o, h_p, 4))
-            for vs, sl in st.blocks(self.block_size)
-        ]
+        read = ("data", "mask")
+        resident = [vs for vs in st.viewsets if not vs.streamed]
+        stored = {
+            (id(blk.vs), blk.sl.start): self._line_terms(blk, h_o, h_p, 4)
+            for blk in st.blocks(self.block_size, read=read, viewsets=resident)
+        }
         R = p.intensity_renormalization
 
         def phi(t):
             out = np.zeros(3)
-            for vs, sl, terms in lines:
-                data, mask = vs.data[sl], vs.mask_rows(sl)
+            for blk in st.blocks(self.block_size, read=read):
+                terms = stored.get((id(blk.vs), blk.sl.start))
+                if terms is None:
+                    terms = self._line_terms(blk, h_o, h_p, 4)
+                data, mask = blk["data"], blk["mask"]
                 out += bk.to_host(line_values(bk.xp, p.ML_type, terms, t, data, mask, R))
             ops.allreduce(bk, self.comm, out)
             if p.reg_del2:
@@ -399,6 +462,11 @@ class ML(Engine):
             return out
 
         return safeguarded_newton(phi, guess)
+
+
+def _gaussian_weights(backend, data, mask, R):
+    """``R m / (1/R + I)``: the Gaussian model's weights (per view, or per block)."""
+    return (R * mask / (1.0 / R + data)).astype(backend.real_dtype)
 
 
 def _lgamma_sums(backend, vs, R):

@@ -10,10 +10,13 @@ of the view's centre, and the view's top-left corner is that minus
 ``origin_px`` is the global pixel of ``object[..., 0, 0]``. A view falling
 outside grows the object (values kept, new pixels set to the initial value).
 
-Data live on the backend's device, reordered once per chunk into the
-propagator's FFT order (:meth:`FarField.fft_order`), as float32 (float64 in
-double precision) counts, with a 0/1 mask from ``weights > 0`` (one shared
-mask per chunk when the chunk shares one).
+Data are reordered once per chunk into the propagator's FFT order
+(:meth:`FarField.fft_order`), as float32 (float64 in double precision) counts,
+with a 0/1 mask from ``weights > 0`` (one shared mask per chunk when the chunk
+shares one). Where they live is chosen per chunk (:mod:`.residency`): on the
+device ('device'), or in (pinned) host memory ('host'), with the exit waves and
+the per-frame masks, streamed block by block through :meth:`ReconstructionState.blocks`
+(a shared mask stays on the device).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from ..parallel import SerialComm
 from ..propagation import propagator_for
 from . import ops
 from .initial import initial_object, initial_probe
+from .residency import Streamer
 
 __all__ = ["ReconstructionState", "ViewSet", "sample_pixel_m"]
 
@@ -55,16 +59,23 @@ class ViewSet:
         Frame indices.
     pos_px : (n, 2) int64 host
         Global top-left pixel of each view.
-    data : (n, sy, sx) real device array
+    data : (n, sy, sx) real array
         Photon counts in FFT order.
-    mask : (n, sy, sx) or (1, sy, sx) real device array
+    mask : (n, sy, sx) or (1, sy, sx) real array
         1 where valid, 0 elsewhere, FFT order.
     power : (n,) float64 host
         Masked photon count of each frame.
-    exit : (n, M, K, sy, sx) complex device array or None
+    exit : (n, M, K, sy, sx) complex array or None
         Exit waves (allocated by engines that need them).
+    host_arrays : frozenset of str
+        Names of the arrays above kept in (pinned) host memory and streamed
+        ('data', 'exit' and a per-frame 'mask' for a 'host' view set); the
+        others are device arrays.
+    full_mask : bool
+        Every pixel of every frame is valid.
     cache : dict
-        Engine-private arrays derived from this view set (not copied by ``copy``).
+        Engine-private values derived from this view set (not copied by ``copy``);
+        per-view device arrays only for a view set that is not streamed.
     """
 
     indices: np.ndarray
@@ -73,10 +84,17 @@ class ViewSet:
     mask: Any
     power: np.ndarray
     exit: Any = None
+    host_arrays: frozenset = frozenset()
+    full_mask: bool = True
     cache: dict = field(default_factory=dict)
 
     def __len__(self):
         return len(self.indices)
+
+    @property
+    def streamed(self) -> bool:
+        """True when this view set lives in host memory ('host' residency)."""
+        return bool(self.host_arrays)
 
     def mask_rows(self, sl):
         """The mask of rows ``sl`` (broadcastable against ``data[sl]``)."""
@@ -151,6 +169,8 @@ class ReconstructionState:
         self.tot_power = 0.0
         self.max_power = 0.0
         self.version = 0  # bumped whenever views are added
+        self._streamer = None
+        self._host_prop = None
 
     # --- properties ----------------------------------------------------------------------
 
@@ -158,6 +178,22 @@ class ReconstructionState:
     def n_views(self) -> int:
         """Views on this rank."""
         return sum(len(v) for v in self.viewsets)
+
+    @property
+    def n_views_on_device(self) -> int:
+        """Views on this rank whose arrays live on the device."""
+        return sum(len(v) for v in self.viewsets if not v.streamed)
+
+    @property
+    def streamer(self) -> Streamer:
+        """The :class:`~.residency.Streamer` running this state's block passes."""
+        if self._streamer is None:
+            self._streamer = Streamer(self.backend)
+        return self._streamer
+
+    @streamer.setter
+    def streamer(self, value):
+        self._streamer = value
 
     @property
     def npix(self) -> int:
@@ -180,17 +216,38 @@ class ReconstructionState:
         """(B, 2) int64 top-left pixels in the object array of views ``sl`` of ``vs``."""
         return vs.pos_px[sl] - self.origin_px
 
-    def blocks(self, block_size: int):
-        """Yield ``(viewset, slice)`` covering every view on this rank, in order."""
+    def blocks(self, block_size: int, *, read=(), viewsets=None):
+        """Yield a :class:`~.residency.Block` for every ``block_size`` views, in order.
+
+        Parameters
+        ----------
+        block_size : int
+            Views per block (the last block of a view set may be shorter).
+        read : sequence of str
+            Per-view arrays the pass uses ('data', 'mask', 'exit'): ``block[name]``
+            is their rows on the device (host rows are copied there ahead of use).
+        viewsets : list of ViewSet, optional
+            Only these (default: all, in order).
+
+        ``block[name] = value`` stores rows (written back to host memory for a
+        streamed view set). Block arrays are valid until the pass moves on.
+        """
         block_size = max(1, int(block_size))
-        for vs in self.viewsets:
-            for start in range(0, len(vs), block_size):
-                yield vs, slice(start, min(start + block_size, len(vs)))
+        plan = [
+            (vs, slice(start, min(start + block_size, len(vs))))
+            for vs in (self.viewsets if viewsets is None else viewsets)
+            for start in range(0, len(vs), block_size)
+        ]
+        return self.streamer.iterate(plan, read)
 
     # --- adding views --------------------------------------------------------------------
 
-    def add_views(self, chunk) -> bool:
-        """Add this rank's frames of ``chunk``; collective. Returns True if the object grew."""
+    def add_views(self, chunk, *, residency="device") -> bool:
+        """Add this rank's frames of ``chunk``; collective. Returns True if the object grew.
+
+        ``residency`` ('device' or 'host') says where the chunk's arrays live
+        (:mod:`.residency`); ranks may differ.
+        """
         meta = chunk.meta
         if self.meta is None:
             self._set_meta(meta)
@@ -201,7 +258,7 @@ class ReconstructionState:
                 f"{self.meta.propagation!r}; all chunks of a scan must share them"
             )
         grew = self._fit_object(self._pixels(chunk.all_positions))
-        vs = self._make_viewset(chunk)
+        vs = self._make_viewset(chunk, residency)
         self.viewsets.append(vs)
         stats = np.array([len(vs), vs.power.sum()], np.float64)
         peak = np.array([vs.power.max() if len(vs) else 0.0])
@@ -252,7 +309,11 @@ class ReconstructionState:
         log.debug("object grew to %s (origin %s)", shape, new_lo.tolist())
         return True
 
-    def _make_viewset(self, chunk) -> ViewSet:
+    def _make_viewset(self, chunk, residency) -> ViewSet:
+        if residency not in ("device", "host"):
+            raise ParameterError(
+                f"add_views: residency {residency!r}; expected 'device' or 'host'"
+            )
         bk, prop = self.backend, self.propagator
         rdt = bk.real_dtype
         data = np.asarray(chunk.data)
@@ -262,18 +323,48 @@ class ReconstructionState:
         else:
             mask = (weights > 0).astype(rdt)
         power = (data * mask).sum(axis=(1, 2), dtype=np.float64)
+        shared = mask.shape[0] == 1
+        full = bool(np.all(mask == 1))
+        host = set()
+        if residency == "host":  # reordered on the host, kept in pinned memory
+            data = self._pinned(self._host_order(np.asarray(data, dtype=rdt)))
+            host.update(("data", "exit"))
+            if not shared:
+                mask = self._pinned(self._host_order(mask))
+                host.add("mask")
+        else:
+            data = prop.fft_order(bk.to_device(np.ascontiguousarray(data, dtype=rdt)))
+        if "mask" not in host:
+            mask = prop.fft_order(bk.to_device(mask))
         return ViewSet(
             indices=np.asarray(chunk.indices, np.int64).copy(),
             pos_px=self._pixels(chunk.positions),
-            data=prop.fft_order(bk.to_device(np.ascontiguousarray(data, dtype=rdt))),
-            mask=prop.fft_order(bk.to_device(mask)),
+            data=data,
+            mask=mask,
             power=power,
+            host_arrays=frozenset(host),
+            full_mask=full,
         )
+
+    def _host_order(self, frames):
+        """``frames`` (host) in FFT order, reordered on the host."""
+        if self._host_prop is None:
+            self._host_prop = propagator_for(self.meta)  # NumPy
+        return self._host_prop.fft_order(frames)
+
+    def _pinned(self, arr):
+        """A copy of host ``arr`` in pinned memory (an ordinary array on NumPy)."""
+        out = self.backend.empty_pinned(arr.shape, arr.dtype)
+        out[...] = arr
+        return out
 
     # --- initialisation -----------------------------------------------------------------
 
-    def ensure_probe(self):
-        """Create the initial probe (collective) if there is none yet."""
+    def ensure_probe(self, block_size=64):
+        """Create the initial probe (collective) if there is none yet.
+
+        ``block_size``: views per block of the mean-frame pass ('focused' model).
+        """
         if self.probe is not None:
             return
         if self.n_views_total == 0:
@@ -282,7 +373,7 @@ class ReconstructionState:
             )
         mean_frame = phase = None
         if self._probe_given is None and self.probe_model == "focused":
-            mean_frame = self._mean_frame()
+            mean_frame = self._mean_frame(block_size)
             if self.probe_defocus_m and self.meta.propagation == "farfield":
                 phase = self._defocus_phase()
         probe = initial_probe(
@@ -306,41 +397,45 @@ class ReconstructionState:
         fx = np.fft.fftfreq(self.frame[1], d=self.sample_pixel_m[1])[None, :]
         return -np.pi * self.meta.wavelength_m * self.probe_defocus_m * (fy**2 + fx**2)
 
-    def _mean_frame(self):
+    def _mean_frame(self, block_size):
         """Masked mean frame over all ranks, FFT order, host float64."""
-        xp = self.backend.xp
+        bk = self.backend
+        xp = bk.xp
         total = np.zeros(self.frame)
         count = np.zeros(self.frame)
-        for vs in self.viewsets:
-            total += self.backend.to_host(xp.sum(vs.data * vs.mask, axis=0, dtype=np.float64))
-            m = vs.mask if vs.mask.shape[0] > 1 else vs.mask * len(vs)
-            count += self.backend.to_host(xp.sum(m, axis=0, dtype=np.float64))
+        for blk in self.blocks(block_size, read=("data", "mask")):
+            data, mask = blk["data"], blk["mask"]
+            total += bk.to_host(xp.sum(data * mask, axis=0, dtype=np.float64))
+            m = mask if mask.shape[0] > 1 else mask * len(blk)
+            count += bk.to_host(xp.sum(m, axis=0, dtype=np.float64))
         ops.allreduce(self.backend, self.comm, total)
         ops.allreduce(self.backend, self.comm, count)
         return np.divide(total, count, out=np.zeros_like(total), where=count > 0)
 
-    def ensure_exit(self):
-        """Exit waves ``P·O`` for every view set that has none yet."""
-        self.ensure_probe()
-        for vs in self.viewsets:
-            if vs.exit is None:
-                vs.exit = self.backend.xp.empty(
-                    (len(vs), self.object_modes, self.probe_modes, *self.frame),
-                    dtype=self.backend.complex_dtype,
-                )
-                for start in range(0, len(vs), 64):
-                    sl = slice(start, min(start + 64, len(vs)))
-                    ov = ops.gather(self.backend, self.object, self.offsets(vs, sl), self.frame)
-                    vs.exit[sl] = ov[:, :, None] * self.probe[None, None]
+    def ensure_exit(self, block_size=64):
+        """Exit waves ``P·O`` for every view set that has none yet (in host memory for
+        a streamed view set)."""
+        self.ensure_probe(block_size)
+        bk = self.backend
+        new = [vs for vs in self.viewsets if vs.exit is None]
+        for vs in new:
+            shape = (len(vs), self.object_modes, self.probe_modes, *self.frame)
+            if "exit" in vs.host_arrays:
+                vs.exit = bk.empty_pinned(shape, bk.complex_dtype)
+            else:
+                vs.exit = bk.xp.empty(shape, dtype=bk.complex_dtype)
+        for blk in self.blocks(block_size, viewsets=new):
+            ov = ops.gather(bk, self.object, self.offsets(blk.vs, blk.sl), self.frame)
+            blk["exit"] = ov[:, :, None] * self.probe[None, None]
 
     def copy(self) -> ReconstructionState:
         """An independent copy (arrays copied; data shared, they are never modified)."""
         new = object.__new__(ReconstructionState)
         new.__dict__.update(self.__dict__)
-        xp = self.backend.xp
         new.object = None if self.object is None else self.object.copy()
         new.probe = None if self.probe is None else self.probe.copy()
         new.origin_px = None if self.origin_px is None else self.origin_px.copy()
+        new._streamer = None
         new.viewsets = [
             ViewSet(
                 indices=vs.indices,
@@ -348,8 +443,17 @@ class ReconstructionState:
                 data=vs.data,
                 mask=vs.mask,
                 power=vs.power,
-                exit=None if vs.exit is None else xp.array(vs.exit, copy=True),
+                exit=self._copy_exit(vs),
+                host_arrays=vs.host_arrays,
+                full_mask=vs.full_mask,
             )
             for vs in self.viewsets
         ]
         return new
+
+    def _copy_exit(self, vs):
+        if vs.exit is None:
+            return None
+        if "exit" in vs.host_arrays:
+            return self._pinned(vs.exit)
+        return self.backend.xp.array(vs.exit, copy=True)

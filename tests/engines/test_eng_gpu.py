@@ -60,3 +60,34 @@ def test_gather_scatter_and_smoothing_on_the_device():
     np.testing.assert_allclose(target.get(), expected, atol=1e-12)
     smooth = ops.gaussian_smooth(bk, cupy.asarray(obj), 3.0).get()
     np.testing.assert_allclose(smooth, ops.gaussian_smooth(ref, obj, 3.0), atol=1e-12)
+
+
+def test_host_residency_streams_and_matches_device_on_cupy():
+    """'host' streams pinned host blocks through the device (asynchronous copies on a
+    second stream) and gives the results of 'device'; 'auto' keeps small scans on the
+    device."""
+    import dataclasses
+
+    scan = moonflower(60, 64)
+    chunk = scan.auto(60)
+    rng = np.random.default_rng(0)
+    weights = (rng.random(chunk.data.shape) > 0.02).astype(np.float32)
+    chunks = [chunk, dataclasses.replace(chunk, weights=weights)]  # shared and per-frame mask
+    results = {}
+    for residency in ("device", "host"):
+        kw = dict(backend="cupy", precision="double", block_size=7, data_residency=residency)
+        dm = DM(probe=model_probe(64), **kw)
+        for c in chunks:
+            dm.add_views(c)
+            dm.iterate(5)
+        ml = ML(state=dm.state, ML_type="poisson", poly_line_coeffs="all", **kw)
+        ml.iterate(5)
+        for vs in dm.state.viewsets:
+            on_host = isinstance(vs.data, np.ndarray) and isinstance(vs.exit, np.ndarray)
+            assert on_host == (residency == "host") == vs.streamed
+        results[residency] = (ml.object, ml.probe)
+    assert _normalised_difference(results["host"][0], results["device"][0]) < 1e-12
+    assert _normalised_difference(results["host"][1], results["device"][1]) < 1e-12
+    auto = DM(backend="cupy", probe=model_probe(64))
+    auto.add_views(chunk)
+    assert not auto.state.viewsets[0].streamed
