@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import yaml
 
-from ptyscan import load_recipe
+from ptyscan import EOS, load_recipe
 from ptyscan.cli import main
 from ptyscan.errors import PtyScanError, RecipeError
 from ptyscan.results import plot_names, read_ptyr
@@ -145,3 +145,33 @@ def test_cli_run_and_show(tmp_path, capsys):
     assert "final result, backend numpy" in out
     assert all(p.exists() for p in plot_names(result).values())
     assert main(["show", str(tmp_path / "nope.ptyr")]) == 2
+
+
+def test_engine_starts_from_an_earlier_result(tmp_path):
+    from ptyscan.engines import DM
+
+    first = run_recipe(recipe(tmp_path, engines=[{"name": "DM", "numiter": 15}]))
+    earlier = read_ptyr(first.result)
+    scan = get_scan("MoonFlowerScan")(num_frames=24, shape=32, seed=3)
+    dm = DM(numiter=3, backend="numpy", start_from=first.result)
+    for chunk in [scan.auto(10), scan.auto(10), scan.auto(10)]:
+        dm.add_views(chunk)
+    # same scan, same geometry: the object and the probe are the earlier result's
+    np.testing.assert_array_equal(dm.object, earlier.object)
+    np.testing.assert_allclose(dm.probe, earlier.probe, rtol=1e-6)
+    fresh = DM(numiter=3, backend="numpy")
+    scan = get_scan("MoonFlowerScan")(num_frames=24, shape=32, seed=3)
+    while (chunk := scan.auto(10)) is not EOS:
+        fresh.add_views(chunk)
+    assert dm.iterate(1)[0]["fourier"] < 0.5 * fresh.iterate(1)[0]["fourier"]
+
+
+def test_start_from_a_different_geometry_is_refused(tmp_path):
+    from ptyscan.engines import DM
+    from ptyscan.errors import ParameterError
+
+    first = run_recipe(recipe(tmp_path, engines=[{"name": "DM", "numiter": 2}]))
+    scan = get_scan("MoonFlowerScan")(num_frames=24, shape=32, seed=3, distance=3.0)
+    dm = DM(numiter=1, backend="numpy", start_from=first.result)
+    with pytest.raises(ParameterError, match="sample pixel"):
+        dm.add_views(scan.auto(10))

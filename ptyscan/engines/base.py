@@ -81,6 +81,9 @@ class EngineParams(ParamsModel):
     """K, incoherent probe modes (extra modes start as orthogonal perturbations)."""
     probe_mode_powers: list[float] | None = None
     """Relative power of each probe mode (K numbers, normalised); None: 5 % per extra mode."""
+    start_from: str | None = None
+    """A .ptyr result to start from: its probe (unless ``probe`` is given) and, where it
+    overlaps this scan, its object (same sample pixel size required)."""
     object_modes: int = Field(1, ge=1)
     """M, incoherent object modes."""
     object_margin_px: int = Field(4, ge=0)
@@ -189,6 +192,13 @@ class Engine(abc.ABC):
         """Add this rank's frames of ``chunk`` (collective: every rank calls it)."""
         if self._state is None:
             p = self.params
+            probe, start_object = p.probe, None
+            if p.start_from is not None:
+                from ..results import read_ptyr
+
+                start = read_ptyr(p.start_from)
+                probe = start.probe if probe is None else probe
+                start_object = (start.object, start.object_origin_px, start.sample_pixel_m)
             self._state = ReconstructionState(
                 self.backend,
                 self.comm,
@@ -197,9 +207,10 @@ class Engine(abc.ABC):
                 probe_model=p.probe_model,
                 probe_size=p.probe_size,
                 probe_defocus_m=p.probe_defocus_m,
-                probe=p.probe,
+                probe=probe,
                 probe_mode_powers=p.probe_mode_powers,
                 margin_px=p.object_margin_px,
+                start_object=start_object,
             )
         residency = self._residency(chunk)
         self._state.add_views(chunk, residency=residency)

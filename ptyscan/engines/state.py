@@ -129,6 +129,10 @@ class ReconstructionState:
         all but 5 % per extra mode.
     margin_px : int
         Object pixels added around the scanned area on every side.
+    start_object : (object, origin_px, sample_pixel_m), optional
+        An earlier object (M', oy, ox) whose pixel (0, 0) is the global pixel
+        ``origin_px``: where it overlaps, it replaces the initial ones (also when
+        the object grows). Its sample pixel must equal this scan's.
     """
 
     def __init__(
@@ -145,6 +149,7 @@ class ReconstructionState:
         probe_mode_powers=None,
         scale_probe=False,
         margin_px=4,
+        start_object=None,
     ):
         self.backend = backend
         self.comm = comm if comm is not None else SerialComm()
@@ -157,6 +162,7 @@ class ReconstructionState:
         self.scale_probe = bool(scale_probe)
         self.probe_mode_powers = probe_mode_powers
         self.margin_px = int(margin_px)
+        self.start_object = start_object
         self.meta = None
         self.propagator = None
         self.sample_pixel_m = None
@@ -293,7 +299,7 @@ class ReconstructionState:
         if self.object is None:
             self.origin_px = lo
             shape = (self.object_modes, *(int(v) for v in hi - lo))
-            self.object = xp.asarray(initial_object(shape, cdt))
+            self.object = xp.asarray(self._paste_start(initial_object(shape, cdt), lo))
             return True
         old_lo = self.origin_px
         old_hi = old_lo + np.array(self.object.shape[-2:])
@@ -301,13 +307,33 @@ class ReconstructionState:
         if np.all(new_lo == old_lo) and np.all(new_hi == old_hi):
             return False
         shape = (self.object_modes, *(int(v) for v in new_hi - new_lo))
-        grown = xp.asarray(initial_object(shape, cdt))
+        grown = xp.asarray(self._paste_start(initial_object(shape, cdt), new_lo))
         y0, x0 = (int(v) for v in old_lo - new_lo)
         oy, ox = self.object.shape[-2:]
         grown[:, y0 : y0 + oy, x0 : x0 + ox] = self.object
         self.object, self.origin_px = grown, new_lo
         log.debug("object grew to %s (origin %s)", shape, new_lo.tolist())
         return True
+
+    def _paste_start(self, obj, origin_px):
+        """Copy the overlap of ``start_object`` into the host array ``obj`` at ``origin_px``."""
+        if self.start_object is None:
+            return obj
+        start, start_origin, start_pixel = self.start_object
+        if not np.allclose(start_pixel, self.sample_pixel_m, rtol=1e-6):
+            raise ParameterError(
+                f"start_from: the earlier object has sample pixel {np.asarray(start_pixel)} m, "
+                f"this scan {self.sample_pixel_m} m; start from a result of the same geometry"
+            )
+        lo = np.maximum(origin_px, start_origin)
+        hi = np.minimum(origin_px + obj.shape[-2:], start_origin + np.array(start.shape[-2:]))
+        if np.any(hi <= lo):
+            return obj
+        modes = min(len(obj), len(start))
+        (a0, a1), (b0, b1) = lo - origin_px, hi - origin_px
+        (c0, c1), (d0, d1) = lo - start_origin, hi - start_origin
+        obj[:modes, a0:b0, a1:b1] = start[:modes, c0:d0, c1:d1]
+        return obj
 
     def _make_viewset(self, chunk, residency) -> ViewSet:
         if residency not in ("device", "host"):
