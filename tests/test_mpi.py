@@ -7,16 +7,8 @@ launched processes find the package through ``PYTHONPATH=<repo root>``.
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import importlib.util
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,14 +18,7 @@ pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install 'ptys
 ROOT = Path(__file__).resolve().parents[1]
 MPI_DIR = ROOT / "tests" / "mpi"
 
-
-def _find_mpiexec():
-    """The mpiexec next to this Python (the ``mpich`` wheel's), else the one on PATH."""
-    here = Path(sys.executable).with_name("mpiexec")
-    return str(here) if here.exists() else shutil.which("mpiexec")
-
-
-MPIEXEC = _find_mpiexec()
+from _mpi_launch import MPIEXEC, Launch, mpirun, pytest_args  # noqa: E402
 
 pytestmark = [
     pytest.mark.mpi,
@@ -55,78 +40,6 @@ def _helpers():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-@dataclasses.dataclass
-class Launch:
-    returncode: int
-    output: str
-    seconds: float
-
-
-def _descendants(pid):
-    """Process ids below ``pid`` (Linux /proc; empty elsewhere)."""
-    children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = [], [pid]
-    while todo:
-        kids = children.get(todo.pop(), [])
-        out += kids
-        todo += kids
-    return out
-
-
-def _kill_tree(proc):
-    """SIGKILL mpiexec, its process group and every process below it (the ranks)."""
-    victims = _descendants(proc.pid)
-    for kill in (lambda: os.killpg(proc.pid, signal.SIGKILL), proc.kill):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            kill()
-    for pid in victims:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def mpirun(n, args, *, timeout, env=None):
-    """Run ``mpiexec -n n python ARGS`` from the repo root; fail (never hang) on timeout."""
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
-    )
-    full_env["OMP_NUM_THREADS"] = "1"  # ranks share this machine's cores
-    full_env.update(env or {})
-    cmd = [MPIEXEC, "-n", str(n), sys.executable, *args]
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_tree(proc)
-        output, _ = proc.communicate()
-        pytest.fail(
-            f"{' '.join(cmd)} did not finish within {timeout} s (an MPI hang?) and was "
-            f"killed; last output:\n{output[-6000:]}"
-        )
-    return Launch(proc.returncode, output, time.monotonic() - start)
-
-
-def pytest_args(*paths):
-    """``python -m pytest PATHS`` as every rank runs it (inner per-test timeout 60 s)."""
-    options = "-p no:cacheprovider --color=no -q -o timeout=60"
-    return ["-m", "pytest", *paths, *options.split()]
 
 
 _SUITES: dict[int, tuple[Launch, Path]] = {}
