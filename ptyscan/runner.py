@@ -12,7 +12,7 @@ import numpy as np
 from .chunk import EOS, WAIT
 from .errors import PtyScanError
 from .parallel import get_comm
-from .streaming import iterate_chunks
+from .streaming import iterate_chunks, stream_to_end
 
 __all__ = [
     "PrepareSummary",
@@ -65,15 +65,7 @@ def prepare(recipe, *, comm=None, **overrides) -> PrepareSummary:
         overrides.setdefault("dfile", p.dfile or default_dfile(recipe))
     scan = recipe.scan_class(p, comm=comm, **overrides)
     start = time.perf_counter()
-    frames = chunks = 0
-    for chunk in iterate_chunks(
-        scan,
-        frames_per_chunk=recipe.run.frames_per_chunk,
-        poll_interval=recipe.run.poll_interval,
-        progress=recipe.run.progress,
-    ):
-        frames += len(chunk.all_indices)
-        chunks += 1
+    frames, chunks = stream_to_end(scan, recipe.run)
     seconds = time.perf_counter() - start
     summary = PrepareSummary(frames, chunks, seconds, scan.info.dfile, comm.size)
     if comm.rank == 0:

@@ -6,7 +6,7 @@ import time
 
 from .chunk import EOS, WAIT
 
-__all__ = ["iterate_chunks"]
+__all__ = ["iterate_chunks", "stream_to_end"]
 
 
 def iterate_chunks(scan, *, frames_per_chunk, poll_interval=0.2, progress=False):
@@ -35,3 +35,22 @@ def iterate_chunks(scan, *, frames_per_chunk, poll_interval=0.2, progress=False)
     finally:
         if bar is not None:
             bar.close()
+
+
+def stream_to_end(scan, run) -> tuple[int, int]:
+    """Drive ``scan`` to EOS with a recipe's ``run`` settings; return (frames, chunks).
+
+    ``run`` is a :class:`~ptyscan.recipe.RunParams` (frames_per_chunk,
+    poll_interval, progress). What a chunk is used for (saving, simulation) is
+    the scan's business; this only keeps it flowing.
+    """
+    frames = chunks = 0
+    for chunk in iterate_chunks(
+        scan,
+        frames_per_chunk=run.frames_per_chunk,
+        poll_interval=run.poll_interval,
+        progress=run.progress,
+    ):
+        frames += len(chunk.all_indices)
+        chunks += 1
+    return frames, chunks

@@ -30,7 +30,7 @@ import numpy as np
 from ptyscan.errors import ScanError
 from ptyscan.parallel import get_comm
 from ptyscan.scan_support import collective
-from ptyscan.streaming import iterate_chunks
+from ptyscan.streaming import stream_to_end
 
 __all__ = ["simulate_recipe", "truth_path", "write_truth"]
 
@@ -141,15 +141,7 @@ def simulate_recipe(recipe, *, comm=None) -> dict:
             "use SimScan, MoonFlowerScan or QuickScan, or `ptyscan prepare` for measured data"
         )
     start = time.perf_counter()
-    frames = chunks = 0
-    for chunk in iterate_chunks(
-        scan,
-        frames_per_chunk=recipe.run.frames_per_chunk,
-        poll_interval=recipe.run.poll_interval,
-        progress=recipe.run.progress,
-    ):
-        frames += len(chunk.all_indices)
-        chunks += 1
+    frames, chunks = stream_to_end(scan, recipe.run)
     truth = truth_path(dfile)
     collective(
         comm, lambda: write_truth(truth, scan, recipe_yaml=recipe.to_yaml()), root_only=True
