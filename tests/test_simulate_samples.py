@@ -13,6 +13,7 @@ from ptyscan.simulate import (
     load_image,
     noise_transmission,
     object_from_image,
+    refractive_index,
     thickness_from_image,
     transmission_from_thickness,
 )
@@ -66,6 +67,25 @@ def test_transmission_from_thickness_and_refractive_index():
     np.testing.assert_allclose(np.abs(t), np.exp(-k * 1e-7 * thickness), rtol=1e-6)
     small = transmission_from_thickness(1e-7, delta=1e-6, beta=0.0, wavelength_m=wavelength)
     assert np.angle(small) == pytest.approx(-k * 1e-13, rel=1e-5)  # phase advance: negative
+
+
+def test_refractive_index_from_henke_tables():
+    pytest.importorskip("periodictable", reason="the [sim] extra is not installed")
+    # CXRO (Henke) values, Si 2.33 g/cm3 at 10 keV: delta 4.8918e-6, beta 7.3734e-8
+    delta, beta = refractive_index("Si", density_g_cm3=2.33, energy_kev=10.0)
+    assert delta == pytest.approx(4.8918e-6, rel=5e-3)
+    assert beta == pytest.approx(7.3734e-8, rel=2e-2)
+    with pytest.raises(ParameterError, match="unknown element"):
+        refractive_index("Xx", density_g_cm3=1.0, energy_kev=10.0)
+
+
+def test_refractive_index_without_tables_falls_back_to_f1_equal_z(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "periodictable", None)  # import fails
+    delta, beta = refractive_index("Si", density_g_cm3=2.33, energy_kev=10.0)
+    assert beta is None
+    assert delta == delta_from_formula("Si", density_g_cm3=2.33, energy_kev=10.0)
 
 
 def test_delta_from_formula_without_tables():

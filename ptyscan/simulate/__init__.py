@@ -29,7 +29,7 @@ from ptyscan.simulate.aberrations import (
 )
 from ptyscan.simulate.detectors import DETECTORS, DetectorModel, detect, detector_model, gap_mask
 from ptyscan.simulate.electron import electron_probe
-from ptyscan.simulate.materials import delta_from_formula
+from ptyscan.simulate.materials import delta_from_formula, refractive_index
 from ptyscan.simulate.modes import mixed_state_probe, mode_fractions, orthogonalize_modes
 from ptyscan.simulate.objects import moonflower_object, noise_screen
 from ptyscan.simulate.patterns import (
@@ -105,6 +105,7 @@ __all__ = [
     "positions_from_pars",
     "raster_grid",
     "raster_positions",
+    "refractive_index",
     "reported_positions",
     "round_positions",
     "smooth_step",

@@ -16,7 +16,7 @@ import numpy as np
 from ptyscan.errors import ParameterError
 from ptyscan.propagation import NearField
 from ptyscan.simulate.electron import electron_probe
-from ptyscan.simulate.materials import delta_from_formula
+from ptyscan.simulate.materials import refractive_index
 from ptyscan.simulate.modes import mixed_state_probe
 from ptyscan.simulate.objects import moonflower_object, noise_screen
 from ptyscan.simulate.patterns import positions_from_pars
@@ -250,17 +250,26 @@ def _processed(image, process, wavelength, energy_kev):
     else:
         thickness = thickness_from_image(image, max_thickness_m=process.thickness)
     if process.formula is not None:
-        delta = delta_from_formula(
+        delta, beta = refractive_index(
             process.formula, density_g_cm3=process.density, energy_kev=energy_kev
         )
-        beta = 0.0 if process.ref_index is None else process.ref_index[1]
+        source = "Henke tables" if beta is not None else "f1 = Z"
+        if process.ref_index is not None:  # an explicit beta wins
+            beta = process.ref_index[1]
+        elif beta is None:
+            beta = 0.0
+            log.warning(
+                "sample: no absorption for %s: install periodictable (pip install "
+                "'ptyscan[sim]') or give ref_index",
+                process.formula,
+            )
         log.info(
-            "sample: %s at %.4g g/cm3: delta = %.4g (f1 = Z), beta = %.4g%s",
+            "sample: %s at %.4g g/cm3: delta = %.4g (%s), beta = %.4g",
             process.formula,
             process.density,
             delta,
+            source,
             beta,
-            "" if process.ref_index else " (absorption not modelled: give ref_index)",
         )
     elif process.ref_index is not None:
         delta, beta = process.ref_index

@@ -1,16 +1,16 @@
-"""Refractive-index decrement from a chemical formula, without tabulated scattering factors.
+"""Refractive index (δ, β) of a material from its chemical formula and density.
 
-Far from absorption edges the real part of the atomic scattering factor is
-close to the atomic number (``f1 ~ Z``), so::
+With the optional package ``periodictable`` (``pip install 'ptyscan[sim]'``, part
+of ``[all]``) both parts come from its Henke tables of the atomic scattering
+factors f1 and f2: :func:`refractive_index`. Without it, ``delta`` follows from
+``f1 ~ Z`` (the real scattering factor far from absorption edges)::
 
     delta = r_e wavelength**2 n_e / (2 pi),   n_e = rho N_A sum(n_i Z_i) / sum(n_i A_i)
 
-with ``r_e`` the classical electron radius. This is accurate to a few per cent
-for hard X-rays well above the edges of the elements present (Si at 10 keV:
-4.82e-6 against 4.89e-6 from the Henke tables) and poor near edges. The
-absorption index ``beta`` needs the tabulated ``f2`` (not shipped, no network
-access): give ``beta`` yourself (e.g. from https://henke.lbl.gov/) when
-absorption matters.
+with ``r_e`` the classical electron radius: accurate to a few per cent for hard
+X-rays well above the edges of the elements present (Si at 10 keV: 4.82e-6 against
+4.89e-6 tabulated) and poor near edges; ``beta`` then needs the tables (or give
+``ref_index`` yourself).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ __all__ = [
     "delta_from_formula",
     "electron_density_per_m3",
     "parse_formula",
+    "refractive_index",
 ]
 
 AVOGADRO_PER_MOL = 6.02214076e23
@@ -132,3 +133,35 @@ def delta_from_formula(formula, *, density_g_cm3, energy_kev):
     wavelength = float(xray_wavelength_m(energy_kev))
     n_e = electron_density_per_m3(formula, density_g_cm3=density_g_cm3)
     return CLASSICAL_ELECTRON_RADIUS_M * wavelength**2 * n_e / (2.0 * math.pi)
+
+
+def refractive_index(formula, *, density_g_cm3, energy_kev):
+    """``(delta, beta)`` of a compound, ``n = 1 - delta - i beta``.
+
+    Tabulated (Henke f1, f2 through ``periodictable``) when that package is
+    installed; otherwise ``delta`` from ``f1 = Z`` and ``beta`` None.
+
+    Parameters
+    ----------
+    formula : str
+        Chemical formula, e.g. ``'Au'``, ``'Si3N4'``, ``'C5H8O2'``.
+    density_g_cm3 : float
+        Mass density in g/cm³.
+    energy_kev : float
+        Photon energy in keV.
+
+    Returns
+    -------
+    (float, float or None)
+    """
+    parse_formula(formula)  # our validation and error messages first
+    try:
+        from periodictable import xsf
+    except ImportError:
+        return delta_from_formula(
+            formula, density_g_cm3=density_g_cm3, energy_kev=energy_kev
+        ), None
+    n = complex(
+        xsf.index_of_refraction(formula, density=float(density_g_cm3), energy=float(energy_kev))
+    )
+    return 1.0 - n.real, -n.imag
