@@ -102,13 +102,13 @@ class _SyncCopier:
         return None
 
     def copy_waits(self, event):
-        pass
+        """Nothing to wait for: NumPy copies are synchronous."""
 
     def compute_waits(self, event):
-        pass
+        """Nothing to wait for: NumPy copies are synchronous."""
 
     def synchronize(self):
-        pass
+        """Nothing to wait for: NumPy copies are synchronous."""
 
 
 class _CupyCopier:

@@ -3,12 +3,6 @@
 import json
 import logging
 import math
-import os
-import shutil
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -422,10 +416,10 @@ print("rank", comm.rank, "loaded", sorted(loaded), flush=True)
 def test_two_ranks_simulate_their_own_frames_and_match_one(tmp_path):
     """Under mpiexec -n 2 each rank simulates only its frames; the file equals the serial one."""
     pytest.importorskip("mpi4py")
-    here = Path(sys.executable).with_name("mpiexec")
-    mpiexec = str(here) if here.exists() else shutil.which("mpiexec")
-    if mpiexec is None:
-        pytest.skip("no mpiexec")
+    from _mpi_launch import MPIEXEC, mpirun
+
+    if MPIEXEC is None:
+        pytest.skip("no mpiexec (pip install 'ptyscan[mpi]')")
     pars = dict(
         shape=32,
         seed=7,
@@ -437,25 +431,9 @@ def test_two_ranks_simulate_their_own_frames_and_match_one(tmp_path):
     )
     script = tmp_path / "sim.py"
     script.write_text(MPI_SCRIPT)
-    root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": str(root)}
-    cmd = [mpiexec, "-n", "2", sys.executable, str(script), str(tmp_path / "two.ptyd")]
-    proc = subprocess.Popen(
-        [*cmd, json.dumps(pars)],
-        cwd=root,
-        env=env,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        output, _ = proc.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("mpiexec -n 2 did not finish within 120 s")
-    assert proc.returncode == 0, output[-4000:]
+    run = mpirun(2, [str(script), str(tmp_path / "two.ptyd"), json.dumps(pars)], timeout=120)
+    assert run.returncode == 0, run.output[-4000:]
+    output = run.output
     loaded = [line.split("loaded")[1] for line in output.splitlines() if "loaded" in line]
     frames = [json.loads(text) for text in loaded]
     assert len(frames) == 2 and not set(frames[0]) & set(frames[1])
