@@ -180,6 +180,10 @@ class ML(Engine):
         t = argmin(coeffs, p.poly_line_coeffs)
         if p.ML_type != "gaussian" and (p.poly_line_coeffs == "all" or not coeffs[2] > 0):
             t = self._exact_step(h_o, h_p, loglik, slope, t)
+        elif not coeffs[2] > 0 and len(coeffs) == 3:
+            # Gaussian: the Taylor curvature is not positive, but the exact objective
+            # (degree 8 in t) still has a minimum along the line: take it
+            t = argmin(self._line_coeffs(h_o, h_p, loglik, slope, exact=True), "all")
         if not np.isfinite(t):
             log.warning("ML: line search gave %r; restarting the conjugate gradient", t)
             self._reset_cg()
@@ -341,15 +345,16 @@ class ML(Engine):
 
     # --- line search ---------------------------------------------------------------------
 
-    def _line_coeffs(self, h_o, h_p, loglik, slope) -> np.ndarray:
+    def _line_coeffs(self, h_o, h_p, loglik, slope, *, exact=False) -> np.ndarray:
         """Coefficients (ascending powers of t) of L(O + t hO, P + t hP), allreduced.
 
         ``loglik`` and ``slope`` are L and dL/dt at t = 0 (from the gradient): the
         quadratic search then needs only the curvature, one FFT per view and mode.
+        ``exact`` asks for the whole degree-8 polynomial of the Gaussian objective.
         """
         st, bk, p = self._state, self.backend, self.params
         xp = bk.xp
-        if self._fast_line:
+        if self._fast_line and not exact:
             total = xp.zeros(1, dtype=np.float64)
             for blk in st.blocks(self.block_size, read=("data", "mask")):
                 total += self._curvature_block(blk, h_o, h_p)
@@ -358,7 +363,7 @@ class ML(Engine):
             if p.reg_del2:
                 curvature += ops.del2_coeffs(xp, st.object, h_o, self._reg_amp)[2]
             return np.array([loglik, slope, curvature[0]])
-        degree = 8 if p.poly_line_coeffs == "all" and p.ML_type == "gaussian" else 2
+        degree = 8 if (exact or p.poly_line_coeffs == "all") and p.ML_type == "gaussian" else 2
         total = xp.zeros(degree + 1, dtype=np.float64)
         for blk in st.blocks(self.block_size, read=("data", "mask")):
             total += self._line_block(blk, h_o, h_p, degree)

@@ -165,3 +165,32 @@ def test_ml_continues_from_dm_state(chunk):
     out = ml.iterate()
     assert len(out) == 3 and not np.allclose(ml.object, before)
     assert ml.state is dm.state and np.array_equal(dm.object, ml.object)
+
+
+def test_gaussian_step_when_the_taylor_curvature_is_not_positive(monkeypatch, caplog):
+    """ML from a flat probe on MoonFlower 64² meets a non-convex quadratic model at
+    iteration 6; the exact degree-8 objective still gives a finite, descending step
+    (it used to give NaN, a zero step and a conjugate-gradient restart)."""
+    from ptyscan import EOS
+    from ptyscan.scans import get_scan
+
+    non_convex = []
+    original = ML._line_coeffs
+
+    def spy(self, *args, exact=False, **kwargs):
+        coeffs = original(self, *args, exact=exact, **kwargs)
+        if not exact and len(coeffs) == 3 and not coeffs[2] > 0:
+            non_convex.append(self.curiter)
+        return coeffs
+
+    monkeypatch.setattr(ML, "_line_coeffs", spy)
+    scan = get_scan("MoonFlowerScan")(num_frames=50, shape=64, seed=1)
+    ml = ML(numiter=12, backend="numpy", block_size=8)
+    while (chunk := scan.auto(100)) is not EOS:
+        ml.add_views(chunk)
+    history = ml.iterate(10)
+    assert non_convex, "the scenario no longer produces a non-convex quadratic model"
+    for k in non_convex:
+        assert np.isfinite(history[k]["step"]) and history[k]["step"] > 0
+        assert history[k + 1]["loglik"] < history[k]["loglik"]
+    assert "restarting the conjugate gradient" not in caplog.text
