@@ -166,7 +166,8 @@ def _cmd_schema(args, comm):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ptyscan",
-        description="Prepare ptychography scans from YAML recipes and inspect .ptyd files.",
+        description="Prepare, simulate and reconstruct ptychography scans from YAML recipes; "
+        "inspect .ptyd and .ptyr files.",
     )
     parser.add_argument("--version", action="version", version=f"ptyscan {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scans", help="list the registered scan classes")
     p.set_defaults(func=_cmd_scans)
 
-    p = sub.add_parser("schema", help="show a scan class's (or 'run') parameters")
+    p = sub.add_parser("schema", help="show the parameters of a scan class, an engine or 'run'")
     p.add_argument("name", help="scan class name (see `ptyscan scans`), engine name, or 'run'")
     p.set_defaults(func=_cmd_schema)
     return parser

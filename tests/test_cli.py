@@ -249,3 +249,22 @@ def test_subprocess_exit_codes(tmp_path):
     assert "Traceback" in done.stderr
     assert "RecipeError" in done.stderr
     assert BAD_SHAPE in done.stderr
+
+
+def test_python_dash_m_ptyscan_is_the_command():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-m", "ptyscan", "scans"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "MoonFlowerScan" in out.stdout

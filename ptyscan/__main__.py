@@ -1,0 +1,7 @@
+"""``python -m ptyscan ...`` is the ``ptyscan`` command."""
+
+import sys
+
+from ptyscan.cli import main
+
+sys.exit(main())
