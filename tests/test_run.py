@@ -175,3 +175,33 @@ def test_start_from_a_different_geometry_is_refused(tmp_path):
     dm = DM(numiter=1, backend="numpy", start_from=first.result)
     with pytest.raises(ParameterError, match="sample pixel"):
         dm.add_views(scan.auto(10))
+
+
+@pytest.mark.mpi
+def test_run_recipe_script_under_mpiexec_matches_one_rank(tmp_path):
+    """``mpiexec -n 2 python templates/run_recipe.py RECIPE``: one result, same as serial."""
+    pytest.importorskip("mpi4py")
+    from _mpi_launch import MPIEXEC, ROOT, mpirun
+
+    if MPIEXEC is None:
+        pytest.skip("no mpiexec (pip install 'ptyscan[mpi]')")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    serial = run_recipe(
+        recipe(
+            tmp_path / "one", run={"min_frames_for_recon": 100}, scan={"add_poisson_noise": False}
+        )
+    )
+    two = recipe(
+        tmp_path / "two", run={"min_frames_for_recon": 100}, scan={"add_poisson_noise": False}
+    )
+    script = str(ROOT / "templates" / "run_recipe.py")
+    run = mpirun(2, [script, two.source, "--no-progress"], timeout=120)
+    assert run.returncode == 0, run.output[-4000:]
+    assert "on 2 rank(s)" in run.output
+    a, b = read_ptyr(serial.result), read_ptyr(result_path(two))
+    assert b.attrs["ranks"] == 2 and a.attrs["ranks"] == 1
+    np.testing.assert_array_equal(b.indices, np.arange(24))
+    # the same reconstruction up to float32 summation order
+    scale = np.abs(a.object).max()
+    assert np.max(np.abs(a.object - b.object)) < 1e-3 * scale
