@@ -7,9 +7,7 @@ from _helpers import drain
 from fabio.edfimage import EdfImage
 from scipy.ndimage import map_coordinates
 
-from ptyscan import EOS
 from ptyscan.errors import RecipeError, ScanError
-from ptyscan.ptyd import read_ptyd
 from ptyscan.scans.id16a import ID16AScan, undistort
 
 SHAPE = (12, 16)
@@ -287,31 +285,3 @@ def test_errors_are_clear(tmp_path):
         (tmp_path / "d" / name).unlink()
     with pytest.raises(ScanError, match=r"dark subtraction needs dark\*.edf files"):
         plain(tmp_path / "d", dark_subtraction=True).initialize()
-
-
-# --- conformance (the checks of tests/test_conformance.py) -------------------------------------
-
-
-def make_id16a(tmp_path, **kw):
-    folder = tmp_path / "id16a"
-    if not folder.exists():
-        write_scan(folder, n=13)
-    return ID16AScan(base_path=str(folder), sample_name="cell", shape=16, flat_division=True, **kw)
-
-
-def test_conformance(tmp_path):
-    scan = make_id16a(tmp_path, save="append", dfile=str(tmp_path / "c.ptyd"))
-    data, weights, positions, chunks = collect(scan, 5)
-    assert scan.auto(5) is EOS
-    assert np.concatenate([c.indices for c in chunks]).tolist() == list(range(13))
-    for c in chunks:
-        assert c.data.dtype == np.float32 and c.data.shape == (len(c), *c.meta.shape)
-        assert c.weights.dtype == np.float32 and c.weights.shape == c.data.shape
-        assert c.positions.dtype == np.float64 and c.indices.dtype == np.int64
-        assert np.all(c.data >= 0) and np.all(np.isfinite(c.data))
-        assert np.all(np.abs(c.positions) < 1e-2) and c.meta.center is not None
-    stored = read_ptyd(tmp_path / "c.ptyd")
-    np.testing.assert_array_equal(stored.data, data)
-    np.testing.assert_array_equal(stored.weights, weights)
-    np.testing.assert_array_equal(stored.positions, positions)
-    assert stored.meta["num_frames"] == 13 and stored.info["name"] == "ID16AScan"

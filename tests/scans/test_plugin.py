@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from _helpers import drain
 
-from ptyscan import EOS
 from ptyscan.errors import RecipeError, ScanError
 from ptyscan.params import validate_params
 from ptyscan.ptyd import read_ptyd
@@ -176,28 +175,3 @@ def test_edited_file_is_reloaded(tmp_path):
     stat = os.stat(path)
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert PluginScan(file=path).info.name == "Renamed"
-
-
-# --- conformance (the checks of tests/test_conformance.py) -------------------------------------
-
-
-def make_plugin(tmp_path, **kw):
-    path = tmp_path / "ramp_scan.py"
-    if not path.exists():
-        path.write_text(RAMP)
-    return PluginScan(file=str(path), recipe={"offset": 1.0}, seed=2, **kw)
-
-
-def test_conformance(tmp_path):
-    scan = make_plugin(tmp_path, save="append", dfile=str(tmp_path / "c.ptyd"))
-    chunks = drain(scan, 5)
-    assert scan.auto(5) is EOS
-    assert np.concatenate([c.indices for c in chunks]).tolist() == list(range(13))
-    for c in chunks:
-        assert c.data.dtype == np.float32 and c.data.shape == (len(c), *c.meta.shape)
-        assert c.weights.dtype == np.float32 and c.weights.shape == c.data.shape
-        assert c.positions.dtype == np.float64 and c.indices.dtype == np.int64
-        assert np.all(c.data >= 0) and np.all(np.abs(c.positions) < 1e-2)
-    stored = read_ptyd(tmp_path / "c.ptyd")
-    np.testing.assert_array_equal(stored.data, np.concatenate([c.data for c in chunks]))
-    assert stored.meta["num_frames"] == 13 and stored.info["seed"] == 2

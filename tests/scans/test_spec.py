@@ -9,7 +9,6 @@ from _helpers import drain
 from ptyscan import EOS, WAIT
 from ptyscan.errors import RecipeError, ScanError
 from ptyscan.geometry import photon_energy_kev
-from ptyscan.ptyd import read_ptyd
 from ptyscan.scans.optiklabor import FliSpecScanMultexp, merge_exposures, read_fli_raw
 from ptyscan.scans.spec import SpecInfo
 
@@ -296,35 +295,3 @@ def test_no_darks_uses_frame_zero_exposures(tmp_path):
     raw = [np.minimum(intensity * t + dark_level(e), 65535) for e, t in enumerate(TIMES)]
     expected = (raw[0] * 10 + raw[1]) / 2  # nothing masked: mean of both, scaled to 1 s
     np.testing.assert_allclose(data, expected, rtol=1e-6)
-
-
-# --- conformance (the checks of tests/test_conformance.py) -------------------------------------
-
-
-def make_flispec(tmp_path, **kw):
-    root = tmp_path / "optiklabor"
-    if not root.exists():
-        rows = "\n".join(f"{0.01 * (j // 2)} {0.02 * (j % 3)} {TIMES[j % 2]} 0" for j in range(26))
-        spec = (
-            f"#O0 samx  samy\n\n#S 74  ascan\n#P0 0 0\n#N 4\n#L samy  samx  Seconds  det\n{rows}\n"
-        )
-        fli_setup(root, n_frames=13, spec_text=spec)
-    return FliSpecScanMultexp(base_path=f"{root}/", shape=8, **kw)
-
-
-def test_conformance(tmp_path):
-    scan = make_flispec(tmp_path, save="append", dfile=str(tmp_path / "c.ptyd"))
-    chunks = drain(scan, 5)
-    assert scan.auto(5) is EOS
-    assert np.concatenate([c.indices for c in chunks]).tolist() == list(range(13))
-    for c in chunks:
-        assert c.data.dtype == np.float32 and c.data.shape == (len(c), *c.meta.shape)
-        assert c.weights.dtype == np.float32 and c.weights.shape == c.data.shape
-        assert c.positions.dtype == np.float64 and c.indices.dtype == np.int64
-        assert np.all(c.data >= 0) and np.all(np.isfinite(c.data))
-        assert np.all(np.abs(c.positions) < 1e-2) and c.meta.center is not None
-    stored = read_ptyd(tmp_path / "c.ptyd")
-    np.testing.assert_array_equal(stored.data, np.concatenate([c.data for c in chunks]))
-    np.testing.assert_array_equal(stored.weights, np.concatenate([c.weights for c in chunks]))
-    np.testing.assert_array_equal(stored.positions, np.concatenate([c.positions for c in chunks]))
-    assert stored.meta["num_frames"] == 13 and stored.info["name"] == "FliSpecScanMultexp"
