@@ -1,6 +1,8 @@
 """Helpers shared by test modules (tests/ is on sys.path through tests/conftest.py)."""
 
-from ptyscan import EOS, WAIT
+import yaml
+
+from ptyscan import EOS, WAIT, load_recipe
 
 
 def drain(scan, per_chunk=5, *, max_calls=200, allow_wait=True):
@@ -18,3 +20,29 @@ def drain(scan, per_chunk=5, *, max_calls=200, allow_wait=True):
             continue
         chunks.append(msg)
     raise AssertionError(f"no EOS after {max_calls} calls")
+
+
+def job_recipe(tmp_path, *, engines=None, scan=None, run=None):
+    """A small MoonFlower job (24 frames of 32², DM 4 + ML 3 on NumPy) written to
+    ``tmp_path/job.yaml`` and loaded; ``engines`` replaces, ``scan``/``run`` update."""
+    data = {
+        "scan": {
+            "name": "MoonFlowerScan",
+            "num_frames": 24,
+            "shape": 32,
+            "seed": 3,
+            **(scan or {}),
+        },
+        "engines": engines or [{"name": "DM", "numiter": 4}, {"name": "ML", "numiter": 3}],
+        "run": {
+            "output_dir": str(tmp_path / "out"),
+            "frames_per_chunk": 10,
+            "backend": "numpy",
+            "progress": False,
+            "plot": False,
+            **(run or {}),
+        },
+    }
+    path = tmp_path / "job.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return load_recipe(path)

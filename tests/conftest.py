@@ -50,3 +50,30 @@ def _restore_root_logger():
             root.removeHandler(handler)
             handler.close()
     root.setLevel(level)
+
+
+def _cuda_device_count(cupy):
+    try:
+        return cupy.cuda.runtime.getDeviceCount()
+    except Exception:  # no driver / no device
+        return 0
+
+
+@pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu), "standin"])
+def cupy_module(request, monkeypatch):
+    """The ``cupy`` module the CuPy backend will import, twice over: the real CuPy on a
+    CUDA device (marked ``gpu``; skipped without one) and the strict CPU stand-in of
+    ``tests/cupy_standin.py`` (always), installed in ``sys.modules`` for the test."""
+    if request.param == "cuda":
+        cupy = pytest.importorskip(
+            "cupy", reason="cupy is not installed (pip install 'ptyscan[gpu]')"
+        )
+        if _cuda_device_count(cupy) == 0:
+            pytest.skip("no CUDA device visible to cupy")
+        return cupy
+    import cupy_standin
+
+    from ptyscan import propagation
+
+    monkeypatch.setattr(propagation._Namespace, "_cupy", None)  # FFT cached per module
+    return cupy_standin.install(monkeypatch.setitem)

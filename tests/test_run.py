@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import yaml
+from _helpers import job_recipe as recipe
 
 from ptyscan import EOS, load_recipe
 from ptyscan.cli import main
@@ -10,30 +11,6 @@ from ptyscan.errors import PtyScanError, RecipeError
 from ptyscan.results import plot_names, read_ptyr
 from ptyscan.runner import checkpoint_path, result_path, run_recipe
 from ptyscan.scans import get_scan
-
-
-def recipe(tmp_path, *, engines=None, scan=None, run=None):
-    data = {
-        "scan": {
-            "name": "MoonFlowerScan",
-            "num_frames": 24,
-            "shape": 32,
-            "seed": 3,
-            **(scan or {}),
-        },
-        "engines": engines or [{"name": "DM", "numiter": 4}, {"name": "ML", "numiter": 3}],
-        "run": {
-            "output_dir": str(tmp_path / "out"),
-            "frames_per_chunk": 10,
-            "backend": "numpy",
-            "progress": False,
-            "plot": False,
-            **(run or {}),
-        },
-    }
-    path = tmp_path / "job.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return load_recipe(path)
 
 
 def test_run_writes_a_complete_result(tmp_path):
