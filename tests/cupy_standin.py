@@ -15,6 +15,7 @@ CuPy's rules about host and device memory, the rules a GPU run breaks on first:
   ``__array_ufunc__`` / ``__array_function__`` make them do;
 - ``cudaMemcpyAsync`` (``cupy.cuda.runtime.memcpyAsync``) checks that its
   pointers lie on the side of the copy direction it was given;
+- ``cupy.add.at`` takes only the types CUDA's atomicAdd has (no complex);
 - a device array has no ``ctypes``, buffer or DLPack interface, so mpi4py refuses
   it as a non-CUDA-aware MPI would.
 
@@ -244,6 +245,9 @@ ndarray.__module__ = "cupy"
 # --- module-level functions ---------------------------------------------------------------
 
 
+_ATOMIC_ADD_TYPES = "iILQefd"  # what cupy.add.at (cupyx.scatter_add) supports
+
+
 class _Ufunc:
     def __init__(self, uf):
         self._uf = uf
@@ -259,6 +263,8 @@ class _Ufunc:
     def at(self, a, indices, b=None):
         if not isinstance(a, ndarray):
             raise TypeError(f"cupy.{self.__name__}.at: a must be a cupy.ndarray")
+        if self.__name__ == "add" and a.dtype.char not in _ATOMIC_ADD_TYPES:
+            raise TypeError(f"cupy.add.at: dtype {a.dtype} has no CUDA atomicAdd")
         _check((indices, b), f"cupy.{self.__name__}.at")
         self._uf.at(a._a, _unwrap(indices), _unwrap(b))
 

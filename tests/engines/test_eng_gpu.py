@@ -277,3 +277,27 @@ def test_two_ranks_on_cupy_give_the_one_rank_result(tmp_path, cupy_module):
     np.testing.assert_array_equal(b.indices, np.arange(24))
     scale = np.abs(a.object).max()
     assert np.max(np.abs(a.object - b.object)) < 1e-3 * scale
+
+
+def test_gpu_benchmark_case_runs_on_cupy(cupy_module, capsys):
+    """benchmarks/bench_engines.py's case (the ``--gpu`` target at a small size):
+    warm-up excluded from the timing, device memory and name reported, targets
+    worked out (DM against 5 ms only at 1000 frames of 256², ML against 2× DM)."""
+    import importlib.util
+
+    from _mpi_launch import ROOT
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_engines", ROOT / "benchmarks" / "bench_engines.py"
+    )
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = [bench.run_case(e, 30, 3, "cupy", shape=32, warmup=2) for e in ("DM", "ML")]
+    for row in rows:
+        assert row["backend"] == "cupy" and row["warmup"] == 2 and row["iterations"] == 3
+        assert row["device_pool_mb"] is not None and row["device"]
+        assert 0 < row["object_error"] < 1 and np.isfinite(row["photons"])
+    bench._gpu_targets(rows)
+    assert rows[0]["target_s_per_iteration"] is None  # not the 1000 × 256² case
+    assert rows[1]["target_s_per_iteration"] == 2 * rows[0]["s_per_iteration"]
+    assert "GPU target ML 30 frames of 32²" in capsys.readouterr().out
