@@ -83,8 +83,11 @@ def _cmd_show(args, comm):
     result = read_ptyr(args.result)
     names = save_plots(result, args.result)
     last = {k: float(v[-1]) for k, v in result.history.items() if len(v) and v.dtype.kind == "f"}
+    devices = result.attrs.get("devices")
+    where = "" if devices is None else " on CUDA device(s) " + ",".join(str(d) for d in devices)
     print(
-        f"{args.result}: {result.attrs.get('status')} result, backend {result.attrs.get('backend')}"
+        f"{args.result}: {result.attrs.get('status')} result, "
+        f"backend {result.attrs.get('backend')}{where}, {result.attrs.get('ranks')} rank(s)"
     )
     print(
         f"  object {result.object.shape}, probe {result.probe.shape}, {len(result.indices)} frames"

@@ -296,6 +296,31 @@ def _launched_size() -> int:
     return 1
 
 
+_LOCAL_RANK_VARS = (
+    "MPI_LOCALRANKID",  # MPICH / Hydra
+    "OMPI_COMM_WORLD_LOCAL_RANK",  # Open MPI
+    "PMI_LOCAL_RANK",
+    "PMIX_LOCAL_RANK",
+    "PALS_LOCAL_RANKID",  # Cray PALS
+    "MV2_COMM_WORLD_LOCAL_RANK",  # MVAPICH
+    "SLURM_LOCALID",  # srun
+)
+
+
+def local_rank(comm=None) -> int:
+    """This process's rank among the ranks on its node, as the MPI launcher says.
+
+    Read from the launcher's environment (MPICH/Hydra, Open MPI, PMI/PMIx, Cray,
+    MVAPICH, Slurm); where none says, ``comm.rank`` (all ranks on one node).
+    Used to give each rank of a node its own GPU.
+    """
+    for var in _LOCAL_RANK_VARS:
+        value = os.environ.get(var, "").strip()
+        if value.isdigit():
+            return int(value)
+    return comm.rank if comm is not None else 0
+
+
 def get_comm() -> SerialComm | MPIComm:
     """``MPIComm(COMM_WORLD)`` when launched with more than one rank, else ``SerialComm``.
 

@@ -123,9 +123,22 @@ def _fill(f, r: Result):
 
 
 def make_result(
-    *, engine, engines_progress, history, indices, positions, meta, recipe_yaml, status, ranks
+    *,
+    engine,
+    engines_progress,
+    history,
+    indices,
+    positions,
+    meta,
+    recipe_yaml,
+    status,
+    ranks,
+    devices=None,
 ):
-    """Build a :class:`Result` from a running engine (collective-free: host arrays only)."""
+    """Build a :class:`Result` from a running engine (collective-free: host arrays only).
+
+    ``devices``: the CUDA device of each rank (stored on CuPy as the ``devices`` attribute).
+    """
     st = engine.state
     meta_dict = dataclasses.asdict(meta)
     meta_dict = {k: (np.asarray(v) if isinstance(v, tuple) else v) for k, v in meta_dict.items()}
@@ -133,6 +146,9 @@ def make_result(
         "status": status,
         "backend": engine.backend.name,
         "ranks": int(ranks),
+        **(
+            {"devices": np.asarray(devices, np.int64)} if engine.backend.is_gpu and devices else {}
+        ),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **{f"version_{k}": v for k, v in _versions().items()},
     }

@@ -114,6 +114,8 @@ class _Run:
         self.scan = recipe.make_scan(comm=comm)
         self.classes = [get_engine(e.name) for e in recipe.engines]
         self.engines = [self.classes[0](recipe.engines[0], backend=recipe.run.backend, comm=comm)]
+        device = self.engines[0].backend.device
+        self.devices = comm.allgather(-1 if device is None else device)  # GPU of each rank
         self.done = [0] * len(recipe.engines)  # iterations after EOS, per engine
         self.indices, self.positions = [], []
         self.history: list[dict] = []
@@ -203,6 +205,7 @@ class _Run:
             recipe_yaml=self.recipe.to_yaml(),
             status=status,
             ranks=self.comm.size,
+            devices=self.devices,
         )
         if self.comm.rank == 0:
             write_ptyr(path, result)

@@ -391,9 +391,39 @@ def _module(name, **attrs):
     return mod
 
 
+class _Devices:
+    """How many CUDA devices the stand-in shows, and which one is current."""
+
+    count = 1
+    current = 0
+
+
+class _Device:
+    def __init__(self, device=None):
+        self.id = _Devices.current if device is None else int(device)
+        if not 0 <= self.id < _Devices.count:
+            raise ValueError(f"cudaErrorInvalidDevice: device {self.id} of {_Devices.count}")
+
+    def use(self):
+        _Devices.current = self.id
+
+    def synchronize(self):
+        pass  # the stand-in runs everything at once
+
+    def __enter__(self):
+        self._previous = _Devices.current
+        self.use()
+        return self
+
+    def __exit__(self, *exc):
+        _Devices.current = self._previous
+        return False
+
+
 _runtime = _module(
     "cupy.cuda.runtime",
-    getDeviceCount=lambda: 1,
+    getDeviceCount=lambda: _Devices.count,
+    getDevice=lambda: _Devices.current,
     memGetInfo=lambda: (FREE_DEVICE_BYTES, 2 * FREE_DEVICE_BYTES),
     memcpyAsync=_memcpy_async,
     memcpyHostToDevice=_H2D,
@@ -405,6 +435,7 @@ _cuda = _module(
     runtime=_runtime,
     Stream=_Stream,
     Event=_Event,
+    Device=_Device,
     get_current_stream=lambda: _NULL_STREAM,
 )
 
@@ -469,11 +500,17 @@ MODULES = {
 }
 
 
+def set_devices(count, current=0):
+    """Show ``count`` CUDA devices, ``current`` the one in use (tests of device choice)."""
+    _Devices.count, _Devices.current = int(count), int(current)
+
+
 def install(setitem=None):
     """Put the stand-in into ``sys.modules``, through ``setitem(sys.modules, name, module)``
     where given (``monkeypatch.setitem``, which undoes it after the test); returns it."""
     import sys
 
+    set_devices(1)
     for name, mod in MODULES.items():
         if setitem is None:
             sys.modules[name] = mod

@@ -228,3 +228,21 @@ def test_abort_on_error_no_exception_no_abort():
     with abort_on_error(comm):
         pass
     assert comm.aborted == []
+
+
+def test_local_rank_from_the_launcher_environment(monkeypatch):
+    from ptyscan.parallel import _LOCAL_RANK_VARS, local_rank
+
+    for var in _LOCAL_RANK_VARS:
+        monkeypatch.delenv(var, raising=False)
+
+    class Comm:
+        rank, size = 5, 8
+
+    assert local_rank() == 0 and local_rank(Comm()) == 5  # no launcher says: the rank
+    monkeypatch.setenv("SLURM_LOCALID", "3")
+    assert local_rank(Comm()) == 3
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1")  # earlier in the list wins
+    assert local_rank(Comm()) == 1
+    monkeypatch.setenv("MPI_LOCALRANKID", " ")  # blank: ignored
+    assert local_rank(Comm()) == 1

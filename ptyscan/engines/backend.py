@@ -78,6 +78,8 @@ class Backend:
         complex64/float32 ('single', default) or complex128/float64 ('double').
     threads : int or None
         FFT threads (NumPy); None for CuPy.
+    device : int or None
+        The CUDA device (CuPy); None for NumPy.
     """
 
     name: str
@@ -86,6 +88,7 @@ class Backend:
     complex_dtype: Any = np.complex64
     real_dtype: Any = np.float32
     threads: int | None = None
+    device: int | None = None
 
     @property
     def is_gpu(self) -> bool:
@@ -127,13 +130,40 @@ class Backend:
             self.xp.cuda.get_current_stream().synchronize()
 
 
+_checked: dict[tuple, str | None] = {}  # (module, device) -> None (works) or why not
+
+
+def _smoke_test(cupy, fft, device):
+    """None if CuPy computes on ``device`` (an elementwise kernel, cuFFT and a
+    reduction: what fails when NVRTC, cuFFT or the driver do not match), else why not.
+    Run once per device and process."""
+    key = (id(cupy), device)
+    if key not in _checked:
+        try:
+            x = cupy.ones((2, 8, 8), dtype=np.complex64) * 2  # unitary FFT: 2 DC terms of 16
+            total = float(cupy.abs(fft.fft2(x, norm="ortho")).sum())
+            _checked[key] = None if abs(total - 32.0) < 1e-3 else f"a test FFT gave {total}"
+        except Exception as exc:  # CUDA, NVRTC or cuFFT errors all mean "not usable"
+            _checked[key] = f"{type(exc).__name__}: {exc}".strip()
+    return _checked[key]
+
+
 def _cupy_usable():
+    """True when CuPy imports, sees a CUDA device and computes on it; why not is logged."""
     try:
         import cupy
+        import cupyx.scipy.fft
 
-        return cupy.cuda.runtime.getDeviceCount() > 0
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return False
     except Exception:  # ImportError, CUDARuntimeError, missing driver: all mean "no"
         return False
+    problem = _smoke_test(cupy, cupyx.scipy.fft, cupy.cuda.runtime.getDevice())
+    if problem:
+        log.warning(
+            "backend 'auto': CuPy sees a GPU but cannot compute on it (%s); using NumPy", problem
+        )
+    return problem is None
 
 
 def _numpy_backend(precision, threads):
@@ -144,7 +174,7 @@ def _numpy_backend(precision, threads):
     return Backend("numpy", np, _ScipyFFT(workers), np.dtype(cdt), np.dtype(rdt), workers)
 
 
-def _cupy_backend(precision):
+def _cupy_backend(precision, device):
     try:
         import cupy
         import cupyx.scipy.fft
@@ -164,11 +194,24 @@ def _cupy_backend(precision):
             "backend 'cupy': cupy found 0 CUDA devices; check CUDA_VISIBLE_DEVICES, "
             "or use backend 'numpy'"
         )
+    if device is not None:
+        cupy.cuda.Device(int(device) % count).use()  # for this thread from now on
+    current = int(cupy.cuda.runtime.getDevice())
+    problem = _smoke_test(cupy, cupyx.scipy.fft, current)
+    if problem:
+        raise BackendError(
+            f"backend 'cupy': CUDA device {current} is visible but CuPy cannot compute on it "
+            f"({problem}); check that the CuPy package matches the CUDA driver "
+            "(cupy-cuda13x needs a CUDA 13 driver), or use backend 'numpy'"
+        )
     cdt, rdt = _PRECISIONS[precision]
-    return Backend("cupy", cupy, _CupyFFT(cupyx.scipy.fft), np.dtype(cdt), np.dtype(rdt), None)
+    fft = _CupyFFT(cupyx.scipy.fft)
+    return Backend("cupy", cupy, fft, np.dtype(cdt), np.dtype(rdt), None, current)
 
 
-def get_backend(name: str = "auto", *, precision: str = "single", threads=None) -> Backend:
+def get_backend(
+    name: str = "auto", *, precision: str = "single", threads=None, device=None
+) -> Backend:
     """Return the array backend ``name``.
 
     Parameters
@@ -179,12 +222,17 @@ def get_backend(name: str = "auto", *, precision: str = "single", threads=None) 
         complex64/float32 (default) or complex128/float64 working arrays.
     threads : int, optional
         FFT threads for NumPy (default :func:`ptyscan.parallel.thread_count`).
+    device : int, optional
+        CuPy: use CUDA device ``device % count`` (the engines pass the node-local
+        MPI rank, so that the ranks of a node share its GPUs out); None keeps
+        CuPy's current device. CUDA_VISIBLE_DEVICES limits what is counted.
 
     Raises
     ------
     BackendError
         ``name`` is unknown, or 'cupy' was asked for and cannot be used (with
-        the install hint ``pip install 'ptyscan[gpu]'``).
+        the install hint ``pip install 'ptyscan[gpu]'``, or the reason a visible
+        GPU fails a first computation).
     """
     if isinstance(name, Backend):
         return name
@@ -197,5 +245,5 @@ def get_backend(name: str = "auto", *, precision: str = "single", threads=None) 
     if key == "numpy":
         return _numpy_backend(precision, threads)
     if key == "cupy":
-        return _cupy_backend(precision)
+        return _cupy_backend(precision, device)
     raise BackendError(f"backend: got {name!r}; expected 'auto', 'numpy' or 'cupy'")

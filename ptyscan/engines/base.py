@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from ..errors import ParameterError
 from ..geometry import centred_coordinates_px
-from ..parallel import SerialComm, thread_count
+from ..parallel import SerialComm, local_rank, thread_count
 from ..params import ParamsModel, validate_params
 from . import ops
 from .backend import Backend, get_backend
@@ -141,7 +141,10 @@ class Engine(abc.ABC):
                 self.backend = backend
             else:
                 self.backend = get_backend(
-                    backend or "auto", precision=p.precision, threads=thread_count(self.comm)
+                    backend or "auto",
+                    precision=p.precision,
+                    threads=thread_count(self.comm),
+                    device=local_rank(self.comm) if self.comm.size > 1 else None,
                 )
         self._state = state
         self._history: list[dict] = []

@@ -19,6 +19,7 @@ from _engine_helpers import coverage, model_probe, moonflower
 from _helpers import job_recipe
 
 from ptyscan.engines import DM, ML, get_backend, ops
+from ptyscan.errors import BackendError
 from ptyscan.propagation import FarField, NearField
 from ptyscan.results import plot_names, read_ptyr
 from ptyscan.runner import checkpoint_path, result_path, run_recipe
@@ -301,3 +302,65 @@ def test_gpu_benchmark_case_runs_on_cupy(cupy_module, capsys):
     assert rows[0]["target_s_per_iteration"] is None  # not the 1000 × 256² case
     assert rows[1]["target_s_per_iteration"] == 2 * rows[0]["s_per_iteration"]
     assert "GPU target ML 30 frames of 32²" in capsys.readouterr().out
+
+
+# --- choosing and checking the device -----------------------------------------------------
+
+
+def test_auto_picks_cupy_where_it_computes(cupy_module):
+    bk = get_backend("auto")
+    assert bk.name == "cupy" and bk.device == cupy_module.cuda.runtime.getDevice()
+
+
+def test_a_gpu_that_cannot_compute_is_reported(monkeypatch, caplog):
+    """CuPy that sees a device but fails a first computation (an NVRTC or cuFFT that
+    does not match the driver): 'auto' falls back to NumPy with a warning, 'cupy'
+    fails at once with the reason and a hint, not in the middle of a run."""
+    import cupy_standin
+
+    from ptyscan.engines import backend as backend_module
+
+    cupy_standin.install(monkeypatch.setitem)
+    monkeypatch.setattr(backend_module, "_checked", {})
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cuFFT error: CUFFT_INTERNAL_ERROR")
+
+    monkeypatch.setattr(cupy_standin.MODULES["cupyx.scipy.fft"], "fft2", broken)
+    with caplog.at_level("WARNING", logger="ptyscan.engines.backend"):
+        assert get_backend("auto").name == "numpy"
+    assert "cannot compute on it (RuntimeError: cuFFT error: CUFFT_INTERNAL_ERROR)" in caplog.text
+    with pytest.raises(BackendError, match="CUDA device 0 is visible but CuPy cannot compute"):
+        get_backend("cupy")
+
+
+def test_ranks_of_a_node_share_its_gpus_out(monkeypatch):
+    """``device``: the node-local rank modulo the devices CuPy sees (the engines pass
+    it under MPI), so four ranks on a two-GPU node use GPUs 0, 1, 0, 1."""
+    import cupy_standin
+
+    cupy = cupy_standin.install(monkeypatch.setitem)
+    cupy_standin.set_devices(2)
+    got = []
+    for local in range(4):
+        bk = get_backend("cupy", device=local)
+        got.append((bk.device, cupy.cuda.runtime.getDevice()))
+    assert got == [(0, 0), (1, 1), (0, 0), (1, 1)]
+    assert get_backend("cupy").device == 1  # None: CuPy's current device stays
+
+
+@pytest.mark.mpi
+def test_two_ranks_use_two_gpus(tmp_path, monkeypatch):
+    """``mpiexec -n 2`` on a node with two (stand-in) GPUs: each rank computes on its
+    own device, recorded in the result."""
+    pytest.importorskip("mpi4py")
+    from _mpi_launch import MPIEXEC, ROOT, mpirun
+
+    if MPIEXEC is None:
+        pytest.skip("no mpiexec (pip install 'ptyscan[mpi]')")
+    job = _job(tmp_path, "cupy")
+    script = str(ROOT / "tests" / "engines" / "standin_run_recipe.py")
+    run = mpirun(2, [script, job.source, "--no-progress"], timeout=120, env={"STANDIN_GPUS": "2"})
+    assert run.returncode == 0, run.output[-4000:]
+    res = read_ptyr(result_path(job))
+    assert res.attrs["ranks"] == 2 and res.attrs["devices"].tolist() == [0, 1]
