@@ -22,6 +22,7 @@ __all__ = [
     "PLANCK_J_S",
     "SPEED_OF_LIGHT_M_S",
     "centred_coordinates_px",
+    "check_simulation_grid",
     "electron_wavelength_m",
     "farfield_sample_pixel_m",
     "frame_shape",
@@ -171,6 +172,39 @@ def farfield_sample_pixel_m(*, energy_kev=None, distance_m, shape, psize_m, wave
     npix = np.array(frame_shape(shape), dtype=np.float64)
     psize = _pair("psize_m", psize_m, hint="Detector pixel size in metres, e.g. 172e-6.")
     return wavelength * distance / (npix * psize)
+
+
+MAX_SIMULATION_PIXELS = 2**31
+"""Largest simulated object (pixels): 16 GB of complex64, beyond any synthetic scan."""
+
+
+def check_simulation_grid(sample_pixel_m, extent_px, *, scan):
+    """Refuse a simulation grid no real experiment has, before anything is allocated.
+
+    ``sample_pixel_m`` must lie in [1e-14 m, 0.1 m] (from energy, distance, psize and
+    shape) and the object ``extent_px`` must have at most :data:`MAX_SIMULATION_PIXELS`
+    pixels; otherwise ParameterError names the sizes and the keys that set them.
+    """
+    pixel = np.asarray(sample_pixel_m, dtype=np.float64)
+    if not (np.all(np.isfinite(pixel)) and np.all(pixel >= 1e-14) and np.all(pixel <= 0.1)):
+        raise ParameterError(
+            f"{scan}: the sample pixel would be {_fmt_pair(pixel)} m; expected between 1e-14 and "
+            "0.1 m: check energy, distance, psize and shape"
+        )
+    if extent_px is None:
+        return
+    extent = np.asarray(extent_px, dtype=np.float64)
+    if float(np.prod(extent)) > MAX_SIMULATION_PIXELS:
+        raise ParameterError(
+            f"{scan}: the simulated object would be {int(extent[0])}×{int(extent[1])} pixels; "
+            f"expected at most {MAX_SIMULATION_PIXELS:.2g}: fewer frames, a smaller step, or a "
+            "larger sample pixel (energy, distance, psize)"
+        )
+
+
+def _fmt_pair(arr):
+    values = np.atleast_1d(arr)
+    return " × ".join(f"{v:.3g}" for v in values)
 
 
 def positions_to_pixels(positions_m, sample_pixel_m):

@@ -161,8 +161,10 @@ class Engine(abc.ABC):
         else:
             values = dict(params or {})
         values.update(kwargs)
-        values.setdefault("name", cls.Params.model_fields["name"].default)
-        return validate_params(cls.Params, values, prefix=values["name"])
+        default = cls.Params.model_fields["name"].default
+        values.setdefault("name", default)
+        prefix = values["name"] if isinstance(values["name"], str) else default
+        return validate_params(cls.Params, values, prefix=prefix)
 
     # --- public API ----------------------------------------------------------------------
 

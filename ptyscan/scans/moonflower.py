@@ -19,7 +19,7 @@ import numpy as np
 import scipy.fft
 from pydantic import Field
 
-from ..geometry import farfield_sample_pixel_m
+from ..geometry import check_simulation_grid, farfield_sample_pixel_m
 from ..parallel import thread_count
 from ..params import PositiveFloat, Shape2
 from ..scan import PtyScan
@@ -29,6 +29,9 @@ from ..simulate import focused_probe, moonflower_object, positions_by_model
 __all__ = ["MoonFlowerParams", "MoonFlowerScan", "QuickParams", "QuickScan"]
 
 
+_MAX_DENSITY = 10  # steps of ten fields of view: far beyond any overlap
+
+
 class MoonFlowerParams(PtyScanParams):
     """Parameters of :class:`MoonFlowerScan`."""
 
@@ -36,13 +39,14 @@ class MoonFlowerParams(PtyScanParams):
     num_frames: int = Field(100, ge=1)
     """Number of frames delivered (exactly)."""
     shape: Shape2 = (128, 128)
-    density: PositiveFloat = 0.2
-    """Step between neighbouring positions as a fraction of the frame's field of view."""
+    density: PositiveFloat = Field(0.2, le=_MAX_DENSITY)
+    """Step between neighbouring positions as a fraction of the frame's field of view
+    (above 1 the views no longer overlap)."""
     model: Literal["round", "raster"] = "round"
     """Scan pattern: 'round' (concentric shells) or 'raster'."""
-    photons: PositiveFloat = 1e8
+    photons: PositiveFloat = Field(1e8, le=1e15)
     """Photons in the probe per exposure (Σ|P|²)."""
-    psf: float = Field(0.0, ge=0)
+    psf: float = Field(0.0, ge=0, le=1000, allow_inf_nan=False)
     """Detector point-spread function: Gaussian sigma in pixels (0 = none)."""
     add_poisson_noise: bool = True
     block_wait_count: int = Field(0, ge=0)
@@ -64,9 +68,11 @@ class MoonFlowerScan(PtyScan):
     def sample_pixel_m(self) -> np.ndarray:
         """(2,) sample-plane pixel size in metres."""
         p = self.info
-        return farfield_sample_pixel_m(
+        pixel = farfield_sample_pixel_m(
             energy_kev=p.energy, distance_m=p.distance, shape=p.shape, psize_m=p.psize
         )
+        check_simulation_grid(pixel, None, scan=p.name)
+        return pixel
 
     @cached_property
     def true_positions_px(self) -> np.ndarray:
@@ -82,6 +88,7 @@ class MoonFlowerScan(PtyScan):
     def true_object(self) -> np.ndarray:
         """(oy, ox) complex64 object covering every view plus a 2-pixel margin."""
         extent = self.true_positions_px.max(axis=0) + np.asarray(self.info.shape) + 2
+        check_simulation_grid(self.sample_pixel_m, extent, scan=self.info.name)
         return moonflower_object(tuple(int(e) for e in extent))
 
     @cached_property
@@ -163,7 +170,7 @@ class QuickParams(MoonFlowerParams):
 
     name: str = "QuickScan"
     shape: Shape2 = (64, 64)
-    density: PositiveFloat = 0.05
+    density: PositiveFloat = Field(0.05, le=_MAX_DENSITY)
 
 
 class QuickScan(MoonFlowerScan):

@@ -26,7 +26,12 @@ import numpy as np
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..errors import ParameterError, ScanError
-from ..geometry import electron_wavelength_m, photon_energy_kev, xray_wavelength_m
+from ..geometry import (
+    check_simulation_grid,
+    electron_wavelength_m,
+    photon_energy_kev,
+    xray_wavelength_m,
+)
 from ..parallel import thread_count
 from ..params import OptionalShape2, Shape2, _short
 from ..propagation import FarField, NearField
@@ -54,19 +59,27 @@ def _detector(value):
     return value
 
 
+_MAX_PSF_SIGMA_PX = 1000
+
+
 def _psf(value):
     if value is None:
         return None
-    arr = np.asarray(value, dtype=np.float64) if not isinstance(value, bool) else None
+    try:
+        arr = np.asarray(value, dtype=np.float64) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):  # a mapping, a ragged list, text
+        arr = None
     ok = arr is not None and np.all(np.isfinite(arr)) and np.all(arr >= 0)
-    if ok and arr.ndim == 0:
+    sigma_ok = ok and np.all(arr <= _MAX_PSF_SIGMA_PX)
+    if sigma_ok and arr.ndim == 0:
         return float(arr)
-    if ok and arr.shape == (2,):
+    if sigma_ok and arr.shape == (2,):
         return (float(arr[0]), float(arr[1]))
     if ok and arr.ndim == 2 and arr.sum() > 0:
         return arr.tolist()
     raise ValueError(
-        "must be None, a Gaussian sigma in pixels (number or (y, x) pair, >= 0) or a 2-D "
+        "must be None, a Gaussian sigma in pixels (number or (y, x) pair, 0 to "
+        f"{_MAX_PSF_SIGMA_PX}) or a 2-D "
         f"non-negative kernel, got {_short(value)}"
     )
 
@@ -160,8 +173,11 @@ class SimScan(PtyScan):
         p = self.info
         psize = np.asarray(p.psize, dtype=np.float64)
         if p.propagation == "nearfield":
-            return psize
-        return self.wavelength_m * p.distance / (np.asarray(self.sim_shape) * psize)
+            pixel = psize
+        else:
+            pixel = self.wavelength_m * p.distance / (np.asarray(self.sim_shape) * psize)
+        check_simulation_grid(pixel, None, scan=p.name)
+        return pixel
 
     @cached_property
     def propagator(self):
@@ -206,6 +222,7 @@ class SimScan(PtyScan):
     def true_object(self) -> np.ndarray:
         """(M, oy, ox) complex64 object modes covering every view plus a margin."""
         extent = self.true_positions_px.max(axis=0) + np.asarray(self.sim_shape) + _MARGIN_PX
+        check_simulation_grid(self.sample_pixel_m, extent, scan=self.info.name)
         return build_object(
             self.info.sample,
             shape=tuple(int(e) for e in extent),
