@@ -3,12 +3,15 @@
 A new scan class must add a factory to FACTORIES (the first test fails until it does).
 """
 
+import math
+
 import h5py
 import numpy as np
 import pytest
 from _helpers import drain
 
 from ptyscan import EOS, Chunk
+from ptyscan.errors import PtyScanError
 from ptyscan.ptyd import read_ptyd
 from ptyscan.scans import available_scans, get_scan
 
@@ -209,3 +212,29 @@ def test_ptyd_round_trip(make, tmp_path):
     assert stored.meta["energy"] == pytest.approx(meta.energy)
     assert stored.info["name"] == scan.info.name
     assert stored.info["seed"] == scan.seed
+
+
+ODD = ["zzz", -3, 0, 1, 1e30, math.nan, {"a": 1}, [1, 2, 3], [2, 3], None]
+
+
+@pytest.mark.slow
+def test_odd_values_run_or_fail_with_a_named_error(make):
+    """Each parameter of each scan, set to a value of the wrong kind or size on top of
+    a working setup: the scan either delivers its frames or stops with a PtyScanError
+    (never a raw exception from numpy, h5py or fabio)."""
+    cls = type(make())
+    for field in cls.Params.model_fields:
+        for odd in ODD:
+            try:
+                scan = make(**{field: odd})
+            except TypeError as exc:  # the factory sets this key itself
+                assert "multiple values" in str(exc)
+                break
+            except PtyScanError:
+                continue
+            try:
+                drain(scan, 5, max_calls=60)
+            except PtyScanError:
+                pass
+            except Exception as exc:  # pragma: no cover - the failure report
+                pytest.fail(f"{cls.__name__}.{field}={odd!r}: {type(exc).__name__}: {exc}")

@@ -328,6 +328,12 @@ class FliSpecScanMultexp(PtyScan):
         """Frames whose last exposure file exists (the scan may still be running)."""
         start = self.framestart if start is None else start
         frames = self.info.min_frames if frames is None else frames
+        if not os.path.isdir(self.data_dir):  # a wrong path, not a scan still running
+            raise ScanError(
+                f"{type(self).__name__}: the data folder {self.data_dir} does not exist "
+                f"(data_dir_pattern {self.info.data_dir_pattern!r}); check base_path, "
+                "scan_dir, scan_number and the pattern"
+            )
         written = len(self._raw_files(self.data_dir, exposure=self.num_exposures - 1))
         return max(0, min(frames, written - start)), None
 

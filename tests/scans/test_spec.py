@@ -286,6 +286,11 @@ def test_fli_errors(tmp_path):
         fli(tmp_path, hdr_thresholds=(500, 100))
     with pytest.raises(RecipeError, match=r"scan.data_dir_pattern: must be a %-pattern"):
         fli(tmp_path, data_dir_pattern="%(base)s/S%(scan_number)05d")
+    # a data folder that does not exist is a wrong path, not a scan still running
+    wrong = fli(tmp_path, data_dir_pattern="%(base_path)sccd/S%(scan_number)05d/")
+    with pytest.raises(ScanError, match=r"the data folder .*ccd/S00074/ does not exist"):
+        wrong.initialize()
+        wrong.auto(2)
 
 
 def test_no_darks_uses_frame_zero_exposures(tmp_path):
