@@ -1,5 +1,6 @@
 """Helpers shared by test modules (tests/ is on sys.path through tests/conftest.py)."""
 
+import pytest
 import yaml
 
 from ptyscan import EOS, WAIT, load_recipe
@@ -46,3 +47,21 @@ def job_recipe(tmp_path, *, engines=None, scan=None, run=None):
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(data))
     return load_recipe(path)
+
+
+def _power_cut(self, n=None):
+    raise RuntimeError("power cut")
+
+
+def run_until_ml_crashes(recipe, monkeypatch):
+    """Run ``recipe`` with ``ML.iterate`` failing (a power cut) and return the checkpoint
+    it leaves behind (``read_ptyr``); ``ML.iterate`` works again afterwards."""
+    from ptyscan.engines.ml import ML
+    from ptyscan.results import read_ptyr
+    from ptyscan.runner import checkpoint_path, run_recipe
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ML, "iterate", _power_cut)
+        with pytest.raises(RuntimeError, match="power cut"):
+            run_recipe(recipe)
+    return read_ptyr(checkpoint_path(recipe))

@@ -65,6 +65,13 @@ def _kill_tree(proc):
             os.kill(pid, signal.SIGKILL)
 
 
+def require_mpiexec():
+    """Skip the calling test where the optional MPI extra (mpi4py, mpiexec) is missing."""
+    pytest.importorskip("mpi4py")
+    if MPIEXEC is None:
+        pytest.skip("no mpiexec (pip install 'ptyscan[mpi]')")
+
+
 def mpirun(n, args, *, timeout, env=None):
     """Run ``mpiexec -n n python ARGS`` from the repo root; fail (never hang) on timeout."""
     full_env = dict(os.environ)

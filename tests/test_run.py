@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import yaml
 from _helpers import job_recipe as recipe
+from _helpers import run_until_ml_crashes
 
 from ptyscan import EOS, load_recipe
 from ptyscan.cli import main
 from ptyscan.errors import PtyScanError, RecipeError
 from ptyscan.results import plot_names, read_ptyr
-from ptyscan.runner import checkpoint_path, result_path, run_recipe
+from ptyscan.runner import result_path, run_recipe
 from ptyscan.scans import get_scan
 
 
@@ -64,18 +65,9 @@ def test_checkpoint_and_resume(tmp_path, monkeypatch):
     )
     from ptyscan.engines.ml import ML
 
-    real = ML.iterate
-
-    def crash(self, n=None):
-        raise RuntimeError("power cut")
-
-    monkeypatch.setattr(ML, "iterate", crash)
-    with pytest.raises(RuntimeError, match="power cut"):
-        run_recipe(r)
-    snap = read_ptyr(checkpoint_path(r))
+    snap = run_until_ml_crashes(r, monkeypatch)
     assert snap.attrs["status"] == "checkpoint"
     assert [e["iterations_done"] for e in snap.engines] == [3, 0]
-    monkeypatch.setattr(ML, "iterate", real)
 
     seen = {}
     original = ML.__init__
@@ -157,11 +149,9 @@ def test_start_from_a_different_geometry_is_refused(tmp_path):
 @pytest.mark.mpi
 def test_run_recipe_script_under_mpiexec_matches_one_rank(tmp_path):
     """``mpiexec -n 2 python templates/run_recipe.py RECIPE``: one result, same as serial."""
-    pytest.importorskip("mpi4py")
-    from _mpi_launch import MPIEXEC, ROOT, mpirun
+    from _mpi_launch import ROOT, mpirun, require_mpiexec
 
-    if MPIEXEC is None:
-        pytest.skip("no mpiexec (pip install 'ptyscan[mpi]')")
+    require_mpiexec()
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     serial = run_recipe(

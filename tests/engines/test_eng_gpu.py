@@ -16,13 +16,13 @@ import dataclasses
 import numpy as np
 import pytest
 from _engine_helpers import coverage, model_probe, moonflower
-from _helpers import job_recipe
+from _helpers import job_recipe, run_until_ml_crashes
 
 from ptyscan.engines import DM, ML, get_backend, ops
 from ptyscan.errors import BackendError
 from ptyscan.propagation import FarField, NearField
 from ptyscan.results import plot_names, read_ptyr
-from ptyscan.runner import checkpoint_path, result_path, run_recipe
+from ptyscan.runner import result_path, run_recipe
 from ptyscan.scans import get_scan
 
 
@@ -237,18 +237,9 @@ def test_run_recipe_on_cupy_writes_the_numpy_result(tmp_path, cupy_module):
 
 def test_checkpoint_and_resume_on_cupy(tmp_path, cupy_module, monkeypatch):
     r = _job(tmp_path, "cupy", checkpoint_every=2)
-    real = ML.iterate
-
-    def crash(self, n=None):
-        raise RuntimeError("power cut")
-
-    monkeypatch.setattr(ML, "iterate", crash)
-    with pytest.raises(RuntimeError, match="power cut"):
-        run_recipe(r)
-    snap = read_ptyr(checkpoint_path(r))
+    snap = run_until_ml_crashes(r, monkeypatch)
     assert snap.attrs["status"] == "checkpoint" and snap.attrs["backend"] == "cupy"
     assert [e["iterations_done"] for e in snap.engines] == [4, 0]
-    monkeypatch.setattr(ML, "iterate", real)
     res = read_ptyr(run_recipe(r, resume=True).result)
     assert [e["iterations_done"] for e in res.engines] == [4, 3]
     assert np.isfinite(res.object).all() and res.attrs["backend"] == "cupy"
@@ -258,11 +249,9 @@ def test_checkpoint_and_resume_on_cupy(tmp_path, cupy_module, monkeypatch):
 def test_two_ranks_on_cupy_give_the_one_rank_result(tmp_path, cupy_module):
     """``mpiexec -n 2`` with ``backend: cupy``: the sums over ranks take device arrays
     through host memory; the result is the one-rank result."""
-    pytest.importorskip("mpi4py")
-    from _mpi_launch import MPIEXEC, ROOT, mpirun
+    from _mpi_launch import ROOT, mpirun, require_mpiexec
 
-    if MPIEXEC is None:
-        pytest.skip("no mpiexec (pip install 'ptyscan[mpi]')")
+    require_mpiexec()
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
     serial = run_recipe(_job(tmp_path / "one", "cupy", min_frames_for_recon=100))
@@ -353,11 +342,9 @@ def test_ranks_of_a_node_share_its_gpus_out(monkeypatch):
 def test_two_ranks_use_two_gpus(tmp_path, monkeypatch):
     """``mpiexec -n 2`` on a node with two (stand-in) GPUs: each rank computes on its
     own device, recorded in the result."""
-    pytest.importorskip("mpi4py")
-    from _mpi_launch import MPIEXEC, ROOT, mpirun
+    from _mpi_launch import ROOT, mpirun, require_mpiexec
 
-    if MPIEXEC is None:
-        pytest.skip("no mpiexec (pip install 'ptyscan[mpi]')")
+    require_mpiexec()
     job = _job(tmp_path, "cupy")
     script = str(ROOT / "tests" / "engines" / "standin_run_recipe.py")
     run = mpirun(2, [script, job.source, "--no-progress"], timeout=120, env={"STANDIN_GPUS": "2"})

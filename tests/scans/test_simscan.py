@@ -415,11 +415,9 @@ print("rank", comm.rank, "loaded", sorted(loaded), flush=True)
 @pytest.mark.mpi
 def test_two_ranks_simulate_their_own_frames_and_match_one(tmp_path):
     """Under mpiexec -n 2 each rank simulates only its frames; the file equals the serial one."""
-    pytest.importorskip("mpi4py")
-    from _mpi_launch import MPIEXEC, mpirun
+    from _mpi_launch import mpirun, require_mpiexec
 
-    if MPIEXEC is None:
-        pytest.skip("no mpiexec (pip install 'ptyscan[mpi]')")
+    require_mpiexec()
     pars = dict(
         shape=32,
         seed=7,
