@@ -22,7 +22,8 @@ __all__ = [
     "PLANCK_J_S",
     "SPEED_OF_LIGHT_M_S",
     "centred_coordinates_px",
-    "check_simulation_grid",
+    "check_object_extent",
+    "check_sample_pixel",
     "electron_wavelength_m",
     "farfield_sample_pixel_m",
     "frame_shape",
@@ -178,21 +179,20 @@ MAX_SIMULATION_PIXELS = 2**31
 """Largest simulated object (pixels): 16 GB of complex64, beyond any synthetic scan."""
 
 
-def check_simulation_grid(sample_pixel_m, extent_px, *, scan):
-    """Refuse a simulation grid no real experiment has, before anything is allocated.
-
-    ``sample_pixel_m`` must lie in [1e-14 m, 0.1 m] (from energy, distance, psize and
-    shape) and the object ``extent_px`` must have at most :data:`MAX_SIMULATION_PIXELS`
-    pixels; otherwise ParameterError names the sizes and the keys that set them.
-    """
+def check_sample_pixel(sample_pixel_m, *, scan):
+    """Refuse a simulation's sample pixel no experiment has (outside [1e-14, 0.1] m, set
+    by energy, distance, psize and shape) with a ParameterError, before any allocation."""
     pixel = np.asarray(sample_pixel_m, dtype=np.float64)
     if not (np.all(np.isfinite(pixel)) and np.all(pixel >= 1e-14) and np.all(pixel <= 0.1)):
         raise ParameterError(
             f"{scan}: the sample pixel would be {_fmt_pair(pixel)} m; expected between 1e-14 and "
             "0.1 m: check energy, distance, psize and shape"
         )
-    if extent_px is None:
-        return
+
+
+def check_object_extent(extent_px, *, scan):
+    """Refuse a simulated object of more than :data:`MAX_SIMULATION_PIXELS` pixels with a
+    ParameterError naming its size and the keys that set it, before it is allocated."""
     extent = np.asarray(extent_px, dtype=np.float64)
     if float(np.prod(extent)) > MAX_SIMULATION_PIXELS:
         raise ParameterError(

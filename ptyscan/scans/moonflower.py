@@ -19,7 +19,7 @@ import numpy as np
 import scipy.fft
 from pydantic import Field
 
-from ..geometry import check_simulation_grid, farfield_sample_pixel_m
+from ..geometry import check_object_extent, check_sample_pixel, farfield_sample_pixel_m
 from ..parallel import thread_count
 from ..params import PositiveFloat, Shape2
 from ..scan import PtyScan
@@ -71,7 +71,7 @@ class MoonFlowerScan(PtyScan):
         pixel = farfield_sample_pixel_m(
             energy_kev=p.energy, distance_m=p.distance, shape=p.shape, psize_m=p.psize
         )
-        check_simulation_grid(pixel, None, scan=p.name)
+        check_sample_pixel(pixel, scan=p.name)
         return pixel
 
     @cached_property
@@ -88,7 +88,7 @@ class MoonFlowerScan(PtyScan):
     def true_object(self) -> np.ndarray:
         """(oy, ox) complex64 object covering every view plus a 2-pixel margin."""
         extent = self.true_positions_px.max(axis=0) + np.asarray(self.info.shape) + 2
-        check_simulation_grid(self.sample_pixel_m, extent, scan=self.info.name)
+        check_object_extent(extent, scan=self.info.name)
         return moonflower_object(tuple(int(e) for e in extent))
 
     @cached_property

@@ -27,7 +27,8 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..errors import ParameterError, ScanError
 from ..geometry import (
-    check_simulation_grid,
+    check_object_extent,
+    check_sample_pixel,
     electron_wavelength_m,
     photon_energy_kev,
     xray_wavelength_m,
@@ -176,7 +177,7 @@ class SimScan(PtyScan):
             pixel = psize
         else:
             pixel = self.wavelength_m * p.distance / (np.asarray(self.sim_shape) * psize)
-        check_simulation_grid(pixel, None, scan=p.name)
+        check_sample_pixel(pixel, scan=p.name)
         return pixel
 
     @cached_property
@@ -222,7 +223,7 @@ class SimScan(PtyScan):
     def true_object(self) -> np.ndarray:
         """(M, oy, ox) complex64 object modes covering every view plus a margin."""
         extent = self.true_positions_px.max(axis=0) + np.asarray(self.sim_shape) + _MARGIN_PX
-        check_simulation_grid(self.sample_pixel_m, extent, scan=self.info.name)
+        check_object_extent(extent, scan=self.info.name)
         return build_object(
             self.info.sample,
             shape=tuple(int(e) for e in extent),
