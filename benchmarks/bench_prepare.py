@@ -28,7 +28,7 @@ PTYPY_PEAK_RSS_MB = 372.0
 
 def run_one(mode, frames, shape, chunk, compression):
     """Prepare in this process; return a result dict."""
-    from ptyscan.runner import iterate_chunks
+    from ptyscan.app.streaming import iterate_chunks
     from ptyscan.scans import get_scan
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,12 +14,11 @@ from ._env import limit_blas_threads_under_mpi
 
 limit_blas_threads_under_mpi()  # before NumPy starts its BLAS threads (see ptyscan._env)
 
+from ._version import __version__  # noqa: E402
 from .chunk import EOS, WAIT, Chunk, ScanMeta  # noqa: E402
 from .errors import PtyScanError, RecipeError  # noqa: E402
 from .recipe import Recipe, load_recipe  # noqa: E402
 from .scan import PtyScan, PtyScanParams  # noqa: E402
-
-__version__ = "0.1.0"
 
 __all__ = [
     "EOS",

@@ -2,6 +2,6 @@
 
 import sys
 
-from ptyscan.cli import main
+from ptyscan.app.cli import main
 
 sys.exit(main())

@@ -8,6 +8,8 @@ expected and, where one exists, a hint.
 
 from __future__ import annotations
 
+import difflib
+
 __all__ = [
     "BackendError",
     "ParameterError",
@@ -15,7 +17,22 @@ __all__ = [
     "PtydError",
     "RecipeError",
     "ScanError",
+    "closest_name",
+    "short_repr",
 ]
+
+
+def closest_name(name: str, candidates) -> str | None:
+    """Return the candidate closest to ``name`` (for 'did you mean' hints), or None."""
+    lowered = {str(c).lower(): str(c) for c in candidates}
+    hits = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[hits[0]] if hits else None
+
+
+def short_repr(value) -> str:
+    """``repr(value)`` cut to 60 characters, for the 'got ...' part of a message."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 class PtyScanError(Exception):

@@ -13,7 +13,6 @@ Recipes (YAML files) are read by :mod:`ptyscan.recipe`.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -21,7 +20,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 
-from .errors import RecipeError
+from .errors import RecipeError, closest_name, short_repr
 
 __all__ = [
     "OptionalPair",
@@ -32,9 +31,13 @@ __all__ = [
     "PositionsArray",
     "PositiveFloat",
     "Shape2",
+    "check_finite_nonzero",
     "closest_name",
     "describe_fields",
     "format_validation_error",
+    "is_int",
+    "plain",
+    "short_repr",
     "validate_params",
 ]
 
@@ -52,7 +55,7 @@ class ParamsModel(BaseModel):
 
     def to_dict(self) -> dict:
         """Plain, YAML-safe dict of the values (tuples become lists, arrays lists)."""
-        return _plain(self.model_dump())
+        return plain(self.model_dump())
 
     def __eq__(self, other):
         # Compare plain values: pydantic's field-by-field == fails on array fields.
@@ -61,28 +64,17 @@ class ParamsModel(BaseModel):
         return type(self) is type(other) and self.to_dict() == other.to_dict()
 
 
-def _plain(value):
+def plain(value):
+    """``value`` as plain YAML-safe data: mappings to dicts, tuples to lists, NumPy to Python."""
     if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def closest_name(name: str, candidates) -> str | None:
-    """Return the candidate closest to ``name`` (for 'did you mean' hints), or None."""
-    lowered = {str(c).lower(): str(c) for c in candidates}
-    hits = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)
-    return lowered[hits[0]] if hits else None
-
-
-def _short(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
@@ -136,7 +128,7 @@ def format_validation_error(exc: ValidationError, *, model, prefix: str = "") ->
             lines.append(f"{path}: {msg}")
         else:
             msg = msg[0].lower() + msg[1:] if msg else msg
-            lines.append(f"{path}: {msg}, got {_short(err.get('input'))}")
+            lines.append(f"{path}: {msg}, got {short_repr(err.get('input'))}")
     return lines
 
 
@@ -144,7 +136,9 @@ def validate_params(model: type[ParamsModel], values: Mapping | None, *, prefix:
     """Validate ``values`` against ``model``; raise RecipeError listing every problem."""
     if values is not None and not isinstance(values, Mapping):
         where = prefix or "parameters"
-        raise RecipeError([f"{where}: must be a mapping of keys to values, got {_short(values)}"])
+        raise RecipeError(
+            [f"{where}: must be a mapping of keys to values, got {short_repr(values)}"]
+        )
     try:
         return model.model_validate(dict(values or {}))
     except ValidationError as exc:
@@ -154,7 +148,8 @@ def validate_params(model: type[ParamsModel], values: Mapping | None, *, prefix:
 # --- reusable field types ------------------------------------------------------------------
 
 
-def _is_int(value) -> bool:
+def is_int(value) -> bool:
+    """True for a Python or NumPy integer that is not a bool."""
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
@@ -167,14 +162,14 @@ def _is_real(value) -> bool:
 def _shape2(value):
     """int n or a pair (ny, nx) of positive ints → (ny, nx)."""
     expected = "must be a positive int or a pair (ny, nx) of positive ints"
-    pair = (value, value) if _is_int(value) else value
+    pair = (value, value) if is_int(value) else value
     if (
         isinstance(pair, list | tuple | np.ndarray)
         and len(pair) == 2
-        and all(_is_int(v) and v > 0 for v in pair)
+        and all(is_int(v) and v > 0 for v in pair)
     ):
         return (int(pair[0]), int(pair[1]))
-    raise ValueError(f"{expected}, got {_short(value)}")
+    raise ValueError(f"{expected}, got {short_repr(value)}")
 
 
 def _pair(value):
@@ -184,13 +179,13 @@ def _pair(value):
     if isinstance(pair, list | tuple | np.ndarray) and len(pair) == 2:
         if all(_is_real(v) and math.isfinite(v) and v > 0 for v in pair):
             return (float(pair[0]), float(pair[1]))
-    raise ValueError(f"{expected}, got {_short(value)}")
+    raise ValueError(f"{expected}, got {short_repr(value)}")
 
 
 def _positive(value):
     if _is_real(value) and math.isfinite(value) and value > 0:
         return float(value)
-    raise ValueError(f"must be a positive finite number, got {_short(value)}")
+    raise ValueError(f"must be a positive finite number, got {short_repr(value)}")
 
 
 def _optional_positive(value):
@@ -233,6 +228,29 @@ PositionsArray = Annotated[Any, BeforeValidator(_positions)]
 """(N, 2) float64 metres or None."""
 
 
+def check_finite_nonzero(value):
+    """Check a number that scales or divides (a field validator's body).
+
+    Parameters
+    ----------
+    value : float
+        The field's value, already a float (units are the field's own).
+
+    Returns
+    -------
+    float
+        ``value`` unchanged.
+
+    Raises
+    ------
+    ValueError
+        ``value`` is NaN, infinite or 0 (pydantic turns it into a validation error).
+    """
+    if not np.isfinite(value) or value == 0:
+        raise ValueError(f"must be a finite, non-zero number, got {value}")
+    return value
+
+
 def describe_fields(model: type[BaseModel]) -> list[tuple[str, str, str]]:
     """(name, default, help) for each field of ``model``, nested models flattened."""
     rows = []
@@ -241,7 +259,7 @@ def describe_fields(model: type[BaseModel]) -> list[tuple[str, str, str]]:
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             rows += [(f"{name}.{n}", d, h) for n, d, h in describe_fields(ann)]
             continue
-        default = _plain(field.get_default(call_default_factory=True))
+        default = plain(field.get_default(call_default_factory=True))
         rows.append((name, repr(default), _inherited_description(model, name)))
     return rows
 

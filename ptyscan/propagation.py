@@ -17,10 +17,11 @@ and keep its dtype (complex64 stays complex64). They are shared by
 
 Array modules
 -------------
-``backend=None`` dispatches on the array passed in: NumPy arrays use
-``scipy.fft`` (with ``workers`` from :func:`ptyscan.parallel.thread_count`),
-CuPy arrays ``cupyx.scipy.fft``. A backend object (such as
-:class:`ptyscan.engines.backend.Backend`) with attributes ``xp`` (the array
+``backend=None`` dispatches on the array passed in
+(:func:`ptyscan.backend.namespace_of`): NumPy arrays use ``scipy.fft`` (with
+``workers`` from :func:`ptyscan.parallel.thread_count`), CuPy arrays
+``cupyx.scipy.fft``. A backend object (such as
+:class:`ptyscan.backend.Backend`) with attributes ``xp`` (the array
 module) and ``fft`` (an object with unitary ``fft2(x, overwrite_x=...)`` and
 ``ifft2``) pins both. Precomputed arrays are built once in float64 and cached
 per array module and dtype.
@@ -38,64 +39,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .backend import namespace_of
 from .errors import ParameterError
 from .geometry import frame_shape
 
 __all__ = ["FarField", "NearField", "propagator_for"]
-
-
-class _ScipyFFT:
-    """Unitary 2-D FFTs of scipy.fft on the last two axes, with a thread count."""
-
-    def __init__(self, workers=None):
-        import scipy.fft
-
-        from .parallel import thread_count
-
-        self._fft = scipy.fft
-        self.workers = int(workers) if workers else thread_count()
-
-    def fft2(self, x, *, overwrite_x=False):
-        return self._fft.fft2(x, norm="ortho", overwrite_x=overwrite_x, workers=self.workers)
-
-    def ifft2(self, x, *, overwrite_x=False):
-        return self._fft.ifft2(x, norm="ortho", overwrite_x=overwrite_x, workers=self.workers)
-
-
-class _CupyFFT:
-    """Unitary 2-D FFTs of cupyx.scipy.fft (cuFFT plans are cached by CuPy)."""
-
-    def __init__(self):
-        import cupyx.scipy.fft
-
-        self._fft = cupyx.scipy.fft
-
-    def fft2(self, x, *, overwrite_x=False):
-        return self._fft.fft2(x, norm="ortho", overwrite_x=overwrite_x)
-
-    def ifft2(self, x, *, overwrite_x=False):
-        return self._fft.ifft2(x, norm="ortho", overwrite_x=overwrite_x)
-
-
-class _Namespace:
-    """Array module + FFT for one call: from the backend, else from the array's type."""
-
-    _scipy = None
-    _cupy = None
-
-    @classmethod
-    def of(cls, backend, arr):
-        if backend is not None:
-            return backend.xp, backend.fft
-        if type(arr).__module__.split(".")[0] == "cupy":
-            import cupy
-
-            if cls._cupy is None:
-                cls._cupy = _CupyFFT()
-            return cupy, cls._cupy
-        if cls._scipy is None:
-            cls._scipy = _ScipyFFT()
-        return np, cls._scipy
 
 
 def _complex_dtype(xp, arr):
@@ -135,7 +83,7 @@ class _Propagator:
 
     def adjoint(self, wave):
         """Exact adjoint of :meth:`forward` (its inverse when unitary)."""
-        xp, _ = _Namespace.of(self.backend, wave)
+        xp, _ = namespace_of(wave, self.backend)
         return self.bw(self.fft_order(self._check(wave, xp)))
 
 
@@ -190,7 +138,7 @@ class FarField(_Propagator):
 
     def fw(self, wave, *, overwrite=False):
         """:meth:`forward` without the final roll (spectrum in FFT order)."""
-        xp, fft = _Namespace.of(self.backend, wave)
+        xp, fft = namespace_of(wave, self.backend)
         wave = self._check(wave, xp)
         if self._has_ramp:
             wave = wave * self._ramp(xp, wave.dtype)
@@ -199,7 +147,7 @@ class FarField(_Propagator):
 
     def bw(self, wave, *, overwrite=False):
         """Adjoint of :meth:`fw` (spectrum in FFT order back to the sample plane)."""
-        xp, fft = _Namespace.of(self.backend, wave)
+        xp, fft = namespace_of(wave, self.backend)
         wave = self._check(wave, xp)
         out = fft.ifft2(wave, overwrite_x=overwrite)
         if self._has_ramp:
@@ -208,14 +156,14 @@ class FarField(_Propagator):
 
     def fft_order(self, frames):
         """Detector-ordered ``frames`` (..., ny, nx), any dtype, rolled into FFT order."""
-        xp, _ = _Namespace.of(self.backend, frames)
+        xp, _ = namespace_of(frames, self.backend)
         if self._roll == (0, 0):
             return frames
         return xp.roll(frames, (-self._roll[0], -self._roll[1]), axis=(-2, -1))
 
     def detector_order(self, spectrum):
         """Inverse of :meth:`fft_order`."""
-        xp, _ = _Namespace.of(self.backend, spectrum)
+        xp, _ = namespace_of(spectrum, self.backend)
         if self._roll == (0, 0):
             return spectrum
         return xp.roll(spectrum, self._roll, axis=(-2, -1))
@@ -283,7 +231,7 @@ class NearField(_Propagator):
 
     def fw(self, wave, *, overwrite=False):
         """Same as :meth:`forward` (the near field needs no reordering)."""
-        xp, fft = _Namespace.of(self.backend, wave)
+        xp, fft = namespace_of(wave, self.backend)
         wave = self._check(wave, xp)
         if self.distance_m == 0:
             return wave.copy() if not overwrite else wave
@@ -293,7 +241,7 @@ class NearField(_Propagator):
 
     def bw(self, wave, *, overwrite=False):
         """Same as :meth:`adjoint`."""
-        xp, fft = _Namespace.of(self.backend, wave)
+        xp, fft = namespace_of(wave, self.backend)
         wave = self._check(wave, xp)
         if self.distance_m == 0:
             return wave.copy() if not overwrite else wave

@@ -19,12 +19,21 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .errors import PtyScanError, RecipeError
-from .params import ParamsModel, PositiveFloat, _plain, closest_name, validate_params
+from .params import ParamsModel, PositiveFloat, closest_name, plain, validate_params
+from .registry import ENGINES, RESULT_FORMATS, SCANS
 
-__all__ = ["SECTIONS", "Recipe", "RunParams", "apply_overrides", "load_recipe", "parse_override"]
+__all__ = [
+    "SECTIONS",
+    "Recipe",
+    "RunParams",
+    "apply_overrides",
+    "load_recipe",
+    "parse_override",
+    "validate_engine",
+]
 
 SECTIONS = ("scan", "engines", "run")
 
@@ -44,10 +53,30 @@ class RunParams(ParamsModel):
     """Show a progress bar on rank 0."""
     min_frames_for_recon: int = Field(1, ge=1)
     """Frames that must have arrived before the first engine starts iterating (streaming)."""
+    numiter_contiguous: int = Field(1, ge=1)
+    """Iterations the first engine runs between two polls of the scan while frames stream in."""
     checkpoint_every: int = Field(0, ge=0)
     """Write a checkpoint .ptyr every this many iterations (0: never); see ``ptyscan run --resume``."""
     plot: bool = True
     """Save PNG pictures (object, probe, errors) next to the result (needs matplotlib)."""
+    result_formats: tuple[str, ...] = ("ptyr",)
+    """Formats the result is written in, each a registered result writer
+    (entry-point group ``ptyscan.result_formats``; built in: 'ptyr')."""
+
+    @field_validator("result_formats")
+    @classmethod
+    def _known_formats(cls, value):
+        names = RESULT_FORMATS.names()
+        for name in value:
+            if name not in names:
+                near = closest_name(name, names)
+                hint = f" (did you mean '{near}'?)" if near else ""
+                raise ValueError(
+                    f"unknown result format {name!r}{hint}; available: {', '.join(names)}"
+                )
+        if not value:
+            raise ValueError("must name at least one result format, e.g. [ptyr]")
+        return value
 
 
 @dataclass(frozen=True)
@@ -59,8 +88,10 @@ class Recipe:
     scan : PtyScanParams
         Validated parameters of ``scan_class`` (its ``Params`` model).
     scan_class : type
-    engines : tuple of dict
+    engines : tuple of EngineParams
         Engine sections, in order.
+    engine_classes : tuple of type
+        The engine class of each section.
     run : RunParams
     source : str or None
         File the recipe was read from.
@@ -70,14 +101,37 @@ class Recipe:
     scan_class: type
     run: RunParams
     engines: tuple = field(default=())
+    engine_classes: tuple = field(default=())
     source: str | None = field(default=None, compare=False)
+
+    @property
+    def stem(self) -> str:
+        """Name of the outputs: the recipe file's stem, else the scan's label or name."""
+        if self.source:
+            return os.path.splitext(os.path.basename(self.source))[0]
+        return self.scan.label or self.scan.name
+
+    @property
+    def dfile(self) -> str:
+        """The prepared-data file: ``scan.dfile``, else ``<run.output_dir>/<stem>.ptyd``."""
+        return self.scan.dfile or os.path.join(self.run.output_dir, f"{self.stem}.ptyd")
+
+    @property
+    def result_path(self) -> str:
+        """The result file ``<run.output_dir>/<stem>.ptyr`` (other formats change the suffix)."""
+        return os.path.join(self.run.output_dir, f"{self.stem}.ptyr")
+
+    @property
+    def checkpoint_path(self) -> str:
+        """The checkpoint ``<run.output_dir>/<stem>.checkpoint.ptyr`` (``--resume``)."""
+        return os.path.join(self.run.output_dir, f"{self.stem}.checkpoint.ptyr")
 
     def to_dict(self) -> dict:
         """Fully resolved recipe (defaults filled in) as plain data."""
         return {
             "scan": self.scan.to_dict(),
             "engines": [
-                e.to_dict() if isinstance(e, ParamsModel) else _plain(e) for e in self.engines
+                e.to_dict() if isinstance(e, ParamsModel) else plain(e) for e in self.engines
             ],
             "run": self.run.to_dict(),
         }
@@ -209,8 +263,6 @@ def _set_path(data, parts, value, text):
 
 
 def _validate_scan(section, problems):
-    from .scans import get_scan
-
     if section is None:
         problems.append("scan: required section is missing (e.g. scan: {name: MoonFlowerScan})")
         return None, None
@@ -222,7 +274,7 @@ def _validate_scan(section, problems):
         problems.append("scan.name: required key is missing (e.g. name: MoonFlowerScan)")
         return None, None
     try:
-        cls = get_scan(str(name))
+        cls = SCANS.get(str(name))
         return cls, validate_params(cls.Params, section, prefix="scan")
     except RecipeError as exc:
         problems += exc.problems
@@ -231,21 +283,33 @@ def _validate_scan(section, problems):
     return None, None
 
 
-def _validate_engines(section, problems):
-    from .engines_registry import validate_engine
+def validate_engine(section, *, prefix: str):
+    """Validate one ``engines:`` item (a mapping with ``name``); return (class, params)."""
+    if not isinstance(section, Mapping) or "name" not in section:
+        raise RecipeError([f"{prefix}: must be a mapping with a 'name' key, got {section!r:.60}"])
+    cls = ENGINES.get(str(section["name"]), key=f"{prefix}.name")
+    return cls, validate_params(cls.Params, section, prefix=prefix)
 
+
+def _validate_engines(section, problems):
+    """``(classes, params)`` of the ``engines:`` list; problems are appended."""
     if section is None:
-        return ()
+        return (), ()
     if not isinstance(section, list):
         problems.append(f"engines: must be a list of engine sections, got {section!r:.60}")
-        return ()
-    out = []
+        return (), ()
+    classes, params = [], []
     for k, item in enumerate(section):
         try:
-            out.append(validate_engine(item, prefix=f"engines[{k}]"))
+            cls, p = validate_engine(item, prefix=f"engines[{k}]")
         except RecipeError as exc:
             problems += exc.problems
-    return tuple(out)
+        except PtyScanError as exc:
+            problems.append(f"engines[{k}].name: {exc}")
+        else:
+            classes.append(cls)
+            params.append(p)
+    return tuple(classes), tuple(params)
 
 
 def _section_problems(data) -> list[str]:
@@ -281,7 +345,7 @@ def load_recipe(source, overrides: Sequence[str] = ()) -> Recipe:
         raise RecipeError(_section_problems(data) + exc.problems, source=path) from None
     problems = _section_problems(data)  # after overrides: --set can add a section too
     scan_class, scan = _validate_scan(data.get("scan"), problems)
-    engines = _validate_engines(data.get("engines"), problems)
+    engine_classes, engines = _validate_engines(data.get("engines"), problems)
     run = None
     try:
         run = validate_params(RunParams, data.get("run"), prefix="run")
@@ -289,4 +353,11 @@ def load_recipe(source, overrides: Sequence[str] = ()) -> Recipe:
         problems += exc.problems
     if problems:
         raise RecipeError(problems, source=path)
-    return Recipe(scan=scan, scan_class=scan_class, run=run, engines=engines, source=path)
+    return Recipe(
+        scan=scan,
+        scan_class=scan_class,
+        run=run,
+        engines=engines,
+        engine_classes=engine_classes,
+        source=path,
+    )

@@ -19,13 +19,22 @@ from typing import ClassVar
 
 import numpy as np
 
-from . import frames as fr
+from . import preprocess
 from .chunk import EOS, WAIT, Chunk, ScanMeta
 from .errors import ScanError
 from .parallel import assign_frames, get_comm
 from .params import validate_params
 from .scan_params import PtyScanParams
-from .scan_support import ChunkSaver, collective, share_common
+from .scan_support import (
+    ChunkSaver,
+    agree_frame_shapes,
+    check_hook_output,
+    collective,
+    mean_frame,
+    scatter_loaded,
+    share_common,
+    stack_frames,
+)
 
 __all__ = ["PtyScan", "PtyScanParams"]
 
@@ -193,12 +202,8 @@ class PtyScan:
         if self.num_frames is None or theory:
             self.num_frames = len(pos)
         elif len(pos) < self.num_frames:
-            log.warning(
-                "only %d positions for num_frames=%d: num_frames lowered to %d",
-                len(pos),
-                self.num_frames,
-                len(pos),
-            )
+            lowered = "only %d positions for num_frames=%d: num_frames lowered to %d"
+            log.warning(lowered, len(pos), self.num_frames, len(pos))
             self.num_frames = len(pos)
         self.positions = pos[: self.num_frames]
 
@@ -266,7 +271,10 @@ class PtyScan:
         own = mine[self.comm.rank]
         raw, pos, weights = self._load_frames(own, mine)
         data, weights = collective(
-            self.comm, lambda: self._check_corrected(self.correct(raw, weights, self.common), own)
+            self.comm,
+            lambda: check_hook_output(
+                self, "correct", self.correct(raw, weights, self.common), own
+            ),
         )
         stack, wstack = self._stack(own, data, weights)
         if self._raw_center is None:
@@ -291,70 +299,27 @@ class PtyScan:
     def _load_frames(self, own, blocks):
         """Call ``load`` per ``load_parallel`` and return this rank's three dicts."""
         if self.info.load_parallel in ("data", "all") or self.comm.size == 1:
-            return collective(self.comm, lambda: self._check_load(self.load(own), own))
-        from .scan_support import scatter_loaded
-
+            return collective(
+                self.comm, lambda: check_hook_output(self, "load", self.load(own), own)
+            )
         every = np.concatenate(blocks)
         out = collective(
-            self.comm, lambda: self._check_load(self.load(every), every), root_only=True
+            self.comm,
+            lambda: check_hook_output(self, "load", self.load(every), every),
+            root_only=True,
         )
         return scatter_loaded(self.comm, out, blocks)
 
-    def _check_load(self, out, indices):
-        name = f"{type(self).__name__}.load"
-        if not (isinstance(out, tuple | list) and len(out) == 3):
-            raise ScanError(
-                f"{name}: must return (raw, positions, weights) dicts, got {out!r:.80}"
-            )
-        raw, pos, weights = (dict(d or {}) for d in out)
-        missing = [int(i) for i in indices if int(i) not in raw]
-        if missing:
-            raise ScanError(
-                f"{name}: returned no frame for indices {missing[:5]}"
-                f"{'...' if len(missing) > 5 else ''}; raw must have one 2-D array per index"
-            )
-        return raw, pos, weights
-
-    def _check_corrected(self, out, indices):
-        name = f"{type(self).__name__}.correct"
-        if not (isinstance(out, tuple | list) and len(out) == 2):
-            raise ScanError(f"{name}: must return (data, weights) dicts, got {out!r:.80}")
-        data, weights = (dict(d or {}) for d in out)
-        missing = [int(i) for i in indices if int(i) not in data]
-        if missing:
-            raise ScanError(f"{name}: returned no frame for indices {missing[:5]}")
-        return data, weights
-
     def _stack(self, own, data, weights):
         """(n, ny, nx) float32 data and weights (None when the 2-D mask applies to all)."""
-        shapes = {np.shape(data[int(i)]) for i in own}
-        wshapes = {np.shape(w) for i in own if (w := weights.get(int(i))) is not None}
-        everyone = self.comm.allgather((shapes, wshapes))
-        all_shapes = set().union(*(s for s, _ in everyone))
-        all_wshapes = set().union(*(w for _, w in everyone))
-        if len(all_shapes) > 1 or any(len(s) != 2 for s in all_shapes):
-            raise ScanError(
-                f"{type(self).__name__}: frames must all be 2-D with one shape, got shapes "
-                f"{sorted(all_shapes)} (across all ranks); check the detector ROI of the files"
-            )
-        shape = next(iter(all_shapes)) if all_shapes else self._raw_shape
-        self._check_raw_shape(shape)
-        if all_wshapes - {self._raw_shape}:
+        shape, wshapes = agree_frame_shapes(self.comm, type(self).__name__, own, data, weights)
+        self._check_raw_shape(shape if shape is not None else self._raw_shape)
+        if wshapes - {self._raw_shape}:
             raise ScanError(
                 f"{type(self).__name__}.load: per-frame weights must have the frame shape "
-                f"{self._raw_shape}, got {sorted(all_wshapes)} (across all ranks)"
+                f"{self._raw_shape}, got {sorted(wshapes)} (across all ranks)"
             )
-        stack = np.empty((len(own), *self._raw_shape), np.float32)
-        for row, i in enumerate(own):
-            stack[row] = data[int(i)]
-        per_frame = [weights.get(int(i)) for i in own]
-        if not any(w is not None for w in per_frame):
-            return stack, None
-        mask = self._raw_mask()
-        wstack = np.empty_like(stack)
-        for row, w in enumerate(per_frame):
-            wstack[row] = mask if w is None else w
-        return stack, wstack
+        return stack_frames(own, data, weights, shape=self._raw_shape, mask=self._raw_mask)
 
     def _check_raw_shape(self, shape):
         if self._raw_shape is None:
@@ -384,19 +349,15 @@ class PtyScan:
         recorded = self.recorded_meta.get("center")
         auto = p.auto_center is True or (p.auto_center is None and p.center is None)
         if recorded is not None and p.auto_center is not True:
-            return fr.resolve_center(recorded, self._raw_shape)
+            return preprocess.resolve_center(recorded, self._raw_shape)
         if not auto:
             spec = p.center if p.center is not None else "fftshift"
             if p.center is None:
                 log.warning("center is None and auto_center False: using 'fftshift'")
-            return fr.resolve_center(spec, self._raw_shape)
+            return preprocess.resolve_center(spec, self._raw_shape)
         valid = (wstack if wstack is not None else self._raw_mask()[None]) > 0
-        total = (stack * valid).sum(axis=0, dtype=np.float64)
-        count = np.broadcast_to(valid, stack.shape).sum(axis=0).astype(np.float64)
-        self.comm.Allreduce(total)
-        self.comm.Allreduce(count)
-        mean = np.divide(total, count, out=np.zeros_like(total), where=count > 0)
-        center = fr.center_of_mass(mean, weights=count)
+        mean, count = mean_frame(self.comm, stack, valid)
+        center = preprocess.center_of_mass(mean, weights=count)
         if self.comm.rank == 0:
             log.info("auto_center: centre of mass of the mean frame at %s", np.round(center, 2))
         return center
@@ -404,32 +365,36 @@ class PtyScan:
     def _geometry(self, stack, center):
         """Crop/pad around the centre, orient, rebin; return frames and final centre."""
         p = self.info
-        if p.shape is not None and not _crop_is_identity(stack.shape, p.shape, center):
-            stack, center = fr.crop_pad(stack, shape=p.shape, center=center)
-        stack, center = fr.orient(stack, orientation=p.orientation, center=center)
+        if p.shape is not None and not preprocess.crop_is_identity(stack.shape, p.shape, center):
+            stack, center = preprocess.crop_pad(stack, shape=p.shape, center=center)
+        stack, center = preprocess.orient(stack, orientation=p.orientation, center=center)
         if p.rebin > 1:
-            stack = fr.rebin(stack, p.rebin)
-            center = fr.rebin_center(center, p.rebin)
+            stack = preprocess.rebin(stack, p.rebin)
+            center = preprocess.rebin_center(center, p.rebin)
         return np.asarray(stack, np.float32), tuple(float(c) for c in center)
 
-    def _geometry_weights(self, wstack, n):
+    def prepared_mask(self) -> np.ndarray:
+        """The (ny, nx) float32 mask of frames without weights of their own, prepared as
+        the frames are (cropped or padded, oriented, rebinned); computed once."""
+        if self._mask_cache is None:
+            self._mask_cache = self._prepare_weights(self._raw_mask())
+        return self._mask_cache
+
+    def _prepare_weights(self, weights):
+        """Crop/pad, orient and rebin a (ny, nx) mask or (n, ny, nx) weights like the frames."""
         p = self.info
-        if wstack is None:
-            if self._mask_cache is None:
-                mask = self._raw_mask()
-                if p.shape is not None:
-                    mask, _ = fr.crop_pad(mask, shape=p.shape, center=self._raw_center)
-                mask, _ = fr.orient(mask, orientation=p.orientation)
-                if p.rebin > 1:
-                    mask = fr.rebin_weights(mask, p.rebin)
-                self._mask_cache = np.asarray(mask, np.float32)
-            return np.broadcast_to(self._mask_cache, (n, *self._mask_cache.shape))
         if p.shape is not None:
-            wstack, _ = fr.crop_pad(wstack, shape=p.shape, center=self._raw_center)
-        wstack, _ = fr.orient(wstack, orientation=p.orientation)
+            weights, _ = preprocess.crop_pad(weights, shape=p.shape, center=self._raw_center)
+        weights, _ = preprocess.orient(weights, orientation=p.orientation)
         if p.rebin > 1:
-            wstack = fr.rebin_weights(wstack, p.rebin)
-        return np.asarray(wstack, np.float32)
+            weights = preprocess.rebin_weights(weights, p.rebin)
+        return np.asarray(weights, np.float32)
+
+    def _geometry_weights(self, wstack, n):
+        if wstack is None:
+            mask = self.prepared_mask()
+            return np.broadcast_to(mask, (n, *mask.shape))
+        return self._prepare_weights(wstack)
 
     def _positions_for(self, own, pos):
         out = np.empty((len(own), 2), np.float64)
@@ -449,7 +414,7 @@ class PtyScan:
     def meta(self) -> ScanMeta:
         """Derived facts (final shape, psize, centre, ...) as known now."""
         p, rec = self.info, self.recorded_meta
-        flags = fr.orientation_flags(p.orientation)
+        flags = preprocess.orientation_flags(p.orientation)
         psize = tuple(float(v) for v in np.broadcast_to(rec.get("psize", p.psize), (2,)))
         crop = p.shape if p.shape is not None else self._raw_shape or (0, 0)
         shape = tuple(int(s) // p.rebin for s in crop)
@@ -478,12 +443,6 @@ class PtyScan:
         if self.comm.rank == 0:
             log.info(text)
         return text
-
-
-def _crop_is_identity(in_shape, shape, center) -> bool:
-    """True when crop_pad would return the frames unchanged (same shape, centred)."""
-    centred = np.floor(np.asarray(center, np.float64) + 0.5) == np.asarray(shape) // 2
-    return tuple(in_shape[-2:]) == tuple(shape) and bool(centred.all())
 
 
 PtyScan.DEFAULT = PtyScanParams().to_dict()

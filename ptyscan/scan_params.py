@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
-from .params import Pair, ParamsModel, PositionsArray, PositiveFloat, Shape2, _short
+from .params import Pair, ParamsModel, PositionsArray, PositiveFloat, Shape2, short_repr
 
 __all__ = ["CENTER_NAMES", "PtyScanParams"]
 
@@ -26,7 +26,7 @@ def _orientation(value):
     if isinstance(value, list | tuple) and len(value) == 3:
         if all(isinstance(v, bool) for v in value):
             return 4 * value[0] + 2 * value[1] + value[2]
-    raise ValueError(f"{expected}, got {_short(value)}")
+    raise ValueError(f"{expected}, got {short_repr(value)}")
 
 
 def _center(value):
@@ -45,7 +45,7 @@ def _center(value):
 
         near = closest_name(value, CENTER_NAMES)
         hint = f" (did you mean '{near}'?)" if near else ""
-    raise ValueError(f"{expected}, got {_short(value)}{hint}")
+    raise ValueError(f"{expected}, got {short_repr(value)}{hint}")
 
 
 Orientation = Annotated[int | None, BeforeValidator(_orientation)]

@@ -12,10 +12,20 @@ import os
 import numpy as np
 
 from .errors import ScanError
-from .h5frames import Deflated, deflate_frames, uniform_value
+from .io.h5frames import Deflated, deflate_frames, uniform_value
+from .io.sinks import prepared_sink_class
 from .parallel import thread_count
 
-__all__ = ["ChunkSaver", "collective", "scatter_loaded", "share_common"]
+__all__ = [
+    "ChunkSaver",
+    "agree_frame_shapes",
+    "check_hook_output",
+    "collective",
+    "mean_frame",
+    "scatter_loaded",
+    "share_common",
+    "stack_frames",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +58,110 @@ def collective(comm, fn, *, root_only=False, idle=False):
         rank, msg = failed[0]
         raise ScanError(f"rank {rank} failed: {msg}")
     return result
+
+
+_HOOK_OUTPUTS = {"load": ("raw", "positions", "weights"), "correct": ("data", "weights")}
+_MISSING_HINTS = {"load": "; raw must have one 2-D array per index", "correct": ""}
+
+
+def check_hook_output(scan, hook, out, indices):
+    """The dicts that ``scan.load`` or ``scan.correct`` returned, checked.
+
+    Parameters
+    ----------
+    scan : PtyScan
+    hook : {'load', 'correct'}
+    out : what the hook returned: a tuple of dicts keyed by frame index
+    indices : (n,) int, the frames asked for; each must be in the first dict
+
+    Returns
+    -------
+    tuple of dict
+        (raw, positions, weights) or (data, weights); None becomes {}.
+    """
+    name, parts = f"{type(scan).__name__}.{hook}", _HOOK_OUTPUTS[hook]
+    if not (isinstance(out, tuple | list) and len(out) == len(parts)):
+        raise ScanError(f"{name}: must return ({', '.join(parts)}) dicts, got {out!r:.80}")
+    dicts = tuple(dict(d or {}) for d in out)
+    missing = [int(i) for i in indices if int(i) not in dicts[0]]
+    if missing:
+        raise ScanError(
+            f"{name}: returned no frame for indices {missing[:5]}"
+            f"{'...' if len(missing) > 5 else ''}{_MISSING_HINTS[hook]}"
+        )
+    return dicts
+
+
+def agree_frame_shapes(comm, name, own, data, weights):
+    """The frame shape all ranks agree on, and every per-frame weight shape (collective).
+
+    Parameters
+    ----------
+    comm : Comm
+    name : str, the scan class name for messages
+    own : (n,) int, this rank's frames; data, weights : dicts keyed by frame index
+
+    Returns
+    -------
+    shape : tuple or None
+        The one 2-D shape of every rank's frames; None when no rank has a frame.
+    weight_shapes : set of tuple
+        Shapes of the per-frame weights on any rank.
+
+    Raises
+    ------
+    ScanError
+        Frames that are not 2-D or not all of one shape (on every rank alike).
+    """
+    shapes = {np.shape(data[int(i)]) for i in own}
+    wshapes = {np.shape(w) for i in own if (w := weights.get(int(i))) is not None}
+    everyone = comm.allgather((shapes, wshapes))
+    all_shapes = set().union(*(s for s, _ in everyone))
+    all_wshapes = set().union(*(w for _, w in everyone))
+    if len(all_shapes) > 1 or any(len(s) != 2 for s in all_shapes):
+        raise ScanError(
+            f"{name}: frames must all be 2-D with one shape, got shapes "
+            f"{sorted(all_shapes)} (across all ranks); check the detector ROI of the files"
+        )
+    return (next(iter(all_shapes)) if all_shapes else None), all_wshapes
+
+
+def mean_frame(comm, stack, valid):
+    """The mean of every rank's valid pixels, and how many frames each pixel had (collective).
+
+    Parameters
+    ----------
+    stack : (n, ny, nx) frames of this rank
+    valid : (n, ny, nx) or (1, ny, nx) bool
+
+    Returns
+    -------
+    mean, count : (ny, nx) float64; mean is 0 where count is 0
+    """
+    total = (stack * valid).sum(axis=0, dtype=np.float64)
+    count = np.broadcast_to(valid, stack.shape).sum(axis=0).astype(np.float64)
+    comm.Allreduce(total)
+    comm.Allreduce(count)
+    return np.divide(total, count, out=np.zeros_like(total), where=count > 0), count
+
+
+def stack_frames(own, data, weights, *, shape, mask):
+    """``own``'s frames as (n, ny, nx) float32 data and weights.
+
+    ``weights`` is None when no frame has weights of its own (the 2-D mask then
+    applies to all); otherwise frames without their own weights get ``mask()``.
+    """
+    stack = np.empty((len(own), *shape), np.float32)
+    for row, i in enumerate(own):
+        stack[row] = data[int(i)]
+    per_frame = [weights.get(int(i)) for i in own]
+    if not any(w is not None for w in per_frame):
+        return stack, None
+    fallback = mask()
+    wstack = np.empty_like(stack)
+    for row, w in enumerate(per_frame):
+        wstack[row] = fallback if w is None else w
+    return stack, wstack
 
 
 class _ArrayRef(int):
@@ -129,7 +243,10 @@ def scatter_loaded(comm, loaded, blocks):
 
 
 class ChunkSaver:
-    """Gather each chunk on rank 0 and write it to the scan's ``.ptyd`` file.
+    """Gather each chunk on rank 0 and write it to the scan's ``dfile``.
+
+    The writer is the :class:`~ptyscan.io.sinks.PreparedSink` registered for the
+    file's suffix (``.ptyd``: :class:`~ptyscan.io.ptyd_write.PtydWriter`).
 
     Memory on rank 0 is bounded by one chunk. Chunks are written in frame-index
     order (rank blocks are contiguous and in rank order).
@@ -154,7 +271,7 @@ class ChunkSaver:
 
         def write():
             if shared_mask:
-                mask = chunk.weights[0] if len(chunk) else self.scan._mask_cache
+                mask = chunk.weights[0] if len(chunk) else self.scan.prepared_mask()
                 full = np.broadcast_to(mask, data.shape)
             else:
                 full = weights
@@ -192,12 +309,10 @@ class ChunkSaver:
     def _open(self, chunk):
         if self.writer is not None:
             return
-        from .ptyd import PtydWriter
-
         p = self.scan.info
         folder = os.path.dirname(os.path.abspath(p.dfile))
         os.makedirs(folder, exist_ok=True)
-        self.writer = PtydWriter(
+        self.writer = prepared_sink_class(p.dfile)(
             p.dfile,
             save=p.save,
             compression=p.compression,

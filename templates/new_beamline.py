@@ -96,7 +96,7 @@ class NpyFolderScan(PtyScan):
 
 def main(argv=None):
     """Prepare FOLDER into OUT.ptyd (frames cropped to 64x64 around the auto-found centre)."""
-    from ptyscan.runner import iterate_chunks
+    from ptyscan.app.streaming import iterate_chunks
 
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:

@@ -12,7 +12,7 @@ with that rank's message, so a failed MPI job never hangs.
 
 import sys
 
-from ptyscan.cli import main
+from ptyscan.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["run", *sys.argv[1:]]))

@@ -56,12 +56,12 @@ def _power_cut(self, n=None):
 def run_until_ml_crashes(recipe, monkeypatch):
     """Run ``recipe`` with ``ML.iterate`` failing (a power cut) and return the checkpoint
     it leaves behind (``read_ptyr``); ``ML.iterate`` works again afterwards."""
+    from ptyscan.app.runner import run_recipe
     from ptyscan.engines.ml import ML
-    from ptyscan.results import read_ptyr
-    from ptyscan.runner import checkpoint_path, run_recipe
+    from ptyscan.io import read_ptyr
 
     with monkeypatch.context() as patch:
         patch.setattr(ML, "iterate", _power_cut)
         with pytest.raises(RuntimeError, match="power cut"):
             run_recipe(recipe)
-    return read_ptyr(checkpoint_path(recipe))
+    return read_ptyr(recipe.checkpoint_path)

@@ -2,7 +2,7 @@
 
 Usage: ``python _ptyd_writer_proc.py PATH MODE N_CHUNKS FRAMES SIZE SLEEP_S``
 
-Writes chunk after chunk with :class:`ptyscan.ptyd.PtydWriter`, printing
+Writes chunk after chunk with :class:`ptyscan.io.PtydWriter`, printing
 ``start k`` before and ``done k`` after each ``write_chunk``, until it is
 killed. Chunk contents depend only on the chunk number (:func:`chunk_arrays`),
 so the test can check what it reads back.
@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ptyscan.ptyd import PtydWriter
+from ptyscan.io import PtydWriter
 
 
 def chunk_arrays(n, frames, size):

@@ -73,7 +73,8 @@ def cupy_module(request, monkeypatch):
         return cupy
     import cupy_standin
 
-    from ptyscan import propagation
+    from ptyscan import backend
 
-    monkeypatch.setattr(propagation._Namespace, "_cupy", None)  # FFT cached per module
+    backend._default_fft.cache_clear()  # the FFT object is cached per array module
+    request.addfinalizer(backend._default_fft.cache_clear)
     return cupy_standin.install(monkeypatch.setitem)

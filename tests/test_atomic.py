@@ -2,7 +2,7 @@
 
 import pytest
 
-from ptyscan.atomic import atomic_path
+from ptyscan.io.atomic import atomic_path
 
 
 def test_success_replaces_and_leaves_no_temporary(tmp_path):

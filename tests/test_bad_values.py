@@ -15,9 +15,9 @@ import warnings
 
 import pytest
 
-from ptyscan.engines_registry import get_engine
 from ptyscan.errors import ParameterError, PtyScanError, RecipeError
 from ptyscan.parallel import SerialComm
+from ptyscan.registry import ENGINES
 from ptyscan.scans import BUILTIN_SCANS, get_scan
 
 BAD = [
@@ -58,7 +58,7 @@ def test_scan_parameters_fail_cleanly(name):
 
 @pytest.mark.parametrize("engine", ["DM", "ML"])
 def test_engine_parameters_fail_cleanly(engine):
-    cls = get_engine(engine)
+    cls = ENGINES.get(engine)
     for field in cls.Params.model_fields:
         for bad in BAD:
             try:
@@ -71,7 +71,7 @@ def test_engine_parameters_fail_cleanly(engine):
 
 def test_engine_name_of_the_wrong_type_is_named():
     with pytest.raises(RecipeError, match=r"DM\.name: input should be a valid string, got -3"):
-        get_engine("DM")(name=-3, backend="numpy")
+        ENGINES.get("DM")(name=-3, backend="numpy")
 
 
 @pytest.mark.parametrize("name", ["MoonFlowerScan", "QuickScan"])

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ptyscan.cli import main
-from ptyscan.engines_registry import available_engines
+from ptyscan.app.cli import main
 from ptyscan.errors import RecipeError
-from ptyscan.ptyd import read_ptyd
+from ptyscan.io import read_ptyd
+from ptyscan.registry import ENGINES
 from ptyscan.scans import available_scans
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,7 +43,7 @@ def run_cli(*args):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "ptyscan.cli", *map(str, args)],
+        [sys.executable, "-m", "ptyscan.app.cli", *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
@@ -96,7 +96,7 @@ def test_schema_of_an_unknown_name(capsys):
     assert captured.out == ""
     assert captured.err.splitlines() == [
         "error: schema: unknown scan class, engine or section 'Nope'; "
-        f"available: {', '.join([*available_scans(), *available_engines(), 'run'])}"
+        f"available: {', '.join([*available_scans(), *ENGINES.names(), 'run'])}"
     ]
 
 

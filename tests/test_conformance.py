@@ -12,7 +12,7 @@ from _helpers import drain
 
 from ptyscan import EOS, Chunk
 from ptyscan.errors import PtyScanError
-from ptyscan.ptyd import read_ptyd
+from ptyscan.io import read_ptyd
 from ptyscan.scans import available_scans, get_scan
 
 N_FRAMES = 13

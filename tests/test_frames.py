@@ -1,4 +1,4 @@
-"""Tests of ptyscan.frames: expectations are written out by hand or taken from plain NumPy."""
+"""Tests of ptyscan.preprocess: expectations are written out by hand or taken from plain NumPy."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptyscan.errors import ParameterError
-from ptyscan.frames import (
+from ptyscan.preprocess import (
     center_of_mass,
     crop_pad,
     crop_pad_slices,

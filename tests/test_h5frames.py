@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from ptyscan.h5frames import GZIP_LEVEL, create_frames_dataset
+from ptyscan.io.h5frames import GZIP_LEVEL, create_frames_dataset
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_anonymous_dataset(h5):
 
 
 def test_pre_deflated_stack_is_written_as_is(h5):
-    from ptyscan.h5frames import Deflated, deflate_frames
+    from ptyscan.io.h5frames import Deflated, deflate_frames
 
     stack = poisson_stack(np.float32, n=6)
     halves = deflate_frames(stack[:4], threads=2) + deflate_frames(stack[4:])  # two "ranks"

@@ -29,7 +29,7 @@ def run(code):
 
 def test_import_and_prepare_without_optional_dependencies(tmp_path):
     code = f"""
-import ptyscan, ptyscan.scans, ptyscan.cli, ptyscan.parallel
+import ptyscan, ptyscan.scans, ptyscan.app.cli, ptyscan.parallel
 from ptyscan.scans import get_scan
 assert isinstance(ptyscan.parallel.get_comm(), ptyscan.parallel.SerialComm)
 scan = get_scan("QuickScan")(num_frames=3, save="append", dfile={str(tmp_path / "q.ptyd")!r})

@@ -1,4 +1,4 @@
-"""Tests of ptyscan.ptyd: ptypy compatibility, round trips, links, crash consistency."""
+"""Tests of ptyscan.io.ptyd_write and ptyd_read: ptypy compatibility, round trips, links, crash consistency."""
 
 import importlib.util
 import logging
@@ -19,16 +19,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ptyscan.errors import PtydError
-from ptyscan.ptyd import (
+from ptyscan.io import (
     PtydWriter,
     ptyd_chunk_ids,
     read_chunk,
     read_info,
     read_meta,
     read_ptyd,
-    read_typed,
-    write_typed,
 )
+from ptyscan.io.h5typed import read_typed, write_typed
 
 HERE = Path(__file__).parent
 REFERENCE = HERE / "data" / "moonflower_ptypy_append.ptyd"
@@ -281,7 +280,7 @@ def test_existing_file_moved_to_old(tmp_path, caplog):
     path = tmp_path / "scan.ptyd"
     first = write_file(path, "append", chunks=(2,))
     (tmp_path / "scan.ptyd.old").write_bytes(b"an older backup")
-    with caplog.at_level(logging.WARNING, logger="ptyscan.ptyd"):
+    with caplog.at_level(logging.WARNING, logger="ptyscan.io"):
         write_file(path, "append", chunks=(3, 1))
     assert "renamed" in caplog.text
     assert ptyd_chunk_ids(path.with_name("scan.ptyd.old")) == [0]
@@ -335,7 +334,7 @@ def test_link_mode_missing_part_file_is_skipped(tmp_path, monkeypatch, caplog):
     shutil.copytree(path.parent, other)  # a same-named part file in the working directory
     monkeypatch.chdir(other)
     (path.parent / "scan.chunk01.h5").unlink()
-    with caplog.at_level(logging.WARNING, logger="ptyscan.ptyd"):
+    with caplog.at_level(logging.WARNING, logger="ptyscan.io"):
         assert ptyd_chunk_ids(path) == [0, 2]
     assert "scan.chunk01.h5 missing" in caplog.text
     contents = read_ptyd(path)
@@ -353,7 +352,7 @@ def test_incomplete_chunk_groups_are_skipped(tmp_path, caplog):
         f["chunks/2/positions"][...] = 0  # still consistent
         del f["chunks/2/indices"]
         f["chunks/2/indices"] = np.arange(5)  # 5 indices for 2 frames
-    with caplog.at_level(logging.WARNING, logger="ptyscan.ptyd"):
+    with caplog.at_level(logging.WARNING, logger="ptyscan.io"):
         assert ptyd_chunk_ids(path) == [0]
     assert "chunks/1: lacks weights" in caplog.text
     assert "chunks/2: shapes" in caplog.text

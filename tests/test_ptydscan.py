@@ -15,7 +15,7 @@ from _helpers import drain
 
 from ptyscan import EOS, WAIT
 from ptyscan.errors import PtydError, ScanError
-from ptyscan.ptyd import PtydWriter, ptyd_chunk_ids, read_chunk, read_ptyd
+from ptyscan.io import PtydWriter, ptyd_chunk_ids, read_chunk, read_ptyd
 from ptyscan.scans import get_scan
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ def test_files_named_in_readme_exist():
 
 
 def test_readme_error_example_is_what_ptyscan_prints(tmp_path, capsys):
-    from ptyscan.cli import main
+    from ptyscan.app.cli import main
 
     text = (ROOT / "README.rst").read_text()
     block = text.split("$ ptyscan prepare bad.yaml\n", 1)[1].split("\n\n", 1)[0]

@@ -7,17 +7,18 @@ from _helpers import job_recipe as recipe
 from _helpers import run_until_ml_crashes
 
 from ptyscan import EOS, load_recipe
-from ptyscan.cli import main
+from ptyscan.app.cli import main
+from ptyscan.app.runner import run_recipe
 from ptyscan.errors import PtyScanError, RecipeError
-from ptyscan.results import plot_names, read_ptyr
-from ptyscan.runner import result_path, run_recipe
+from ptyscan.io import read_ptyr
+from ptyscan.io.plots import plot_names
 from ptyscan.scans import get_scan
 
 
 def test_run_writes_a_complete_result(tmp_path):
     r = recipe(tmp_path, run={"plot": True})
     summary = run_recipe(r)
-    assert summary.result == result_path(r) == str(tmp_path / "out" / "job.ptyr")
+    assert summary.result == r.result_path == str(tmp_path / "out" / "job.ptyr")
     res = read_ptyr(summary.result)
     # positions and indices: every frame once, as the scan delivered them
     scan = get_scan("MoonFlowerScan")(num_frames=24, shape=32, seed=3)
@@ -166,9 +167,24 @@ def test_run_recipe_script_under_mpiexec_matches_one_rank(tmp_path):
     run = mpirun(2, [script, two.source, "--no-progress"], timeout=120)
     assert run.returncode == 0, run.output[-4000:]
     assert "on 2 rank(s)" in run.output
-    a, b = read_ptyr(serial.result), read_ptyr(result_path(two))
+    a, b = read_ptyr(serial.result), read_ptyr(two.result_path)
     assert b.attrs["ranks"] == 2 and a.attrs["ranks"] == 1
     np.testing.assert_array_equal(b.indices, np.arange(24))
     # the same reconstruction up to float32 summation order
     scale = np.abs(a.object).max()
     assert np.max(np.abs(a.object - b.object)) < 1e-3 * scale
+
+
+@pytest.mark.parametrize("contiguous", [1, 3])
+def test_numiter_contiguous_is_a_run_setting(tmp_path, contiguous):
+    """Between polls of the scan the first engine runs run.numiter_contiguous iterations:
+    24 frames in chunks of 10 are 3 polls, each followed by one burst."""
+    summary = run_recipe(recipe(tmp_path, run={"numiter_contiguous": contiguous}))
+    streaming = np.asarray(read_ptyr(summary.result).history["streaming"], bool)
+    assert streaming.sum() == 3 * contiguous
+    assert summary.iterations == 3 * contiguous + 4 + 3
+
+
+def test_numiter_contiguous_is_not_an_engine_key(tmp_path):
+    with pytest.raises(RecipeError, match=r"engines\[0\]\.numiter_contiguous: unknown key"):
+        recipe(tmp_path, engines=[{"name": "DM", "numiter_contiguous": 2}])

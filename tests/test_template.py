@@ -8,7 +8,7 @@ import pytest
 
 from ptyscan import EOS
 from ptyscan.errors import ScanError
-from ptyscan.ptyd import read_ptyd
+from ptyscan.io import read_ptyd
 
 ROOT = Path(__file__).resolve().parents[1]
 

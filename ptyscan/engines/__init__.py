@@ -1,7 +1,7 @@
 """Reconstruction engines: Difference Map and Maximum Likelihood on NumPy or CuPy.
 
 Engines are found by name through the entry-point group ``ptyscan.engines``
-(:func:`ptyscan.engines_registry.get_engine`); this package holds the built-in
+(:data:`ptyscan.registry.ENGINES`); this package holds the built-in
 ones. Each engine is written once against a :class:`Backend` (``xp``, ``fft``);
 CuPy is imported only by :func:`get_backend`.
 
@@ -12,10 +12,11 @@ CuPy is imported only by :func:`get_backend`.
 >>> ml.iterate()                                 # doctest: +SKIP
 """
 
-from .backend import Backend, get_backend
-from .base import Engine, EngineParams
-from .dm import DM, DMParams
-from .ml import ML, MLParams
+from ..backend import Backend, get_backend
+from .base import Engine
+from .dm import DM
+from .ml import ML
+from .params import DMParams, EngineParams, MLParams
 from .state import ReconstructionState
 
 __all__ = [

@@ -5,17 +5,16 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
 
+from ..backend import Backend, get_backend
 from ..errors import ParameterError
 from ..geometry import centred_coordinates_px
 from ..parallel import SerialComm, local_rank, thread_count
 from ..params import ParamsModel, validate_params
 from . import ops
-from .backend import Backend, get_backend
+from .params import EngineParams
 from .residency import choose_residency
 from .state import ReconstructionState
 
@@ -26,75 +25,6 @@ log = logging.getLogger(__name__)
 _BLOCK_BYTES = {"numpy": 1 << 20, "cupy": 512 << 20}
 """Complex wave bytes per block; NumPy: per FFT thread (measured best on 2 cores: one
 thread 1 MB, two threads 2 MB; larger blocks fall out of cache)."""
-
-
-def _optional_array(value):
-    if value is None:
-        return None
-    arr = np.asarray(value)
-    if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"must be a numeric (sy, sx) or (K, sy, sx) array, got shape {arr.shape}")
-    return arr.astype(np.complex128)
-
-
-class EngineParams(ParamsModel):
-    """Parameters every engine shares (ptypy's names and defaults where ptypy has them)."""
-
-    name: str = "Engine"
-    """Engine name, as registered in the ``ptyscan.engines`` entry-point group."""
-    numiter: int = Field(20, ge=0)
-    """Total number of iterations."""
-    numiter_contiguous: int = Field(1, ge=1)
-    """Iterations run without interruption (the runner polls for new frames in between)."""
-    probe_support: float | None = Field(0.7, gt=0)
-    """Probe support: a centred disc of this fraction of the frame area (π r² = f·sy·sx);
-    None for no support."""
-    probe_update_start: int = Field(2, ge=0)
-    """Iterations (of this engine) before the probe is updated."""
-    precision: Literal["single", "double"] = "single"
-    """complex64/float32 ('single') or complex128/float64 working arrays (used when the
-    engine makes its own backend)."""
-    block_size: int | None = Field(None, ge=1)
-    """Views processed together (bounds memory); None: about 1 MB of complex waves per
-    FFT thread per block on NumPy (cache-sized), 512 MB on CuPy."""
-    data_residency: Literal["auto", "device", "host"] = "auto"
-    """Where each chunk's measured data, masks and (DM) exit waves live. 'device': on the
-    device, moved there once per chunk. 'host': in host memory (page-locked on CuPy);
-    every pass copies each block of ``block_size`` views to the device (the next block's
-    copy overlapping the current block's work, on a second CUDA stream) and writes back
-    what it changes; per-view arrays the engine derives (amplitudes, weights, far fields)
-    are recomputed per block, so the device holds only a few blocks and a scan larger
-    than its memory runs. 'auto': 'device' for a chunk while the arrays the engine keeps
-    per view, for all chunks so far, fit in half the free device memory, else 'host' for
-    that chunk; always 'device' on NumPy. The results do not depend on it (DM: to
-    rounding, as it recomputes the far fields of streamed exit waves; ML: exactly)."""
-    probe_model: Literal["aperture", "focused"] = "aperture"
-    """Initial probe when ``probe`` is None: 'aperture' (flat disc) or 'focused'
-    (back-propagated square root of the mean frame). Scaled to the mean frame power."""
-    probe_size: float = Field(0.5, gt=0, le=1)
-    """'aperture' disc diameter as a fraction of the frame side."""
-    probe_defocus_m: float = 0.0
-    """'focused', far field: distance in metres from the focus to the sample (negative:
-    upstream), applied as the Fresnel phase -π λ Δz |f|² on the mean frame's amplitude."""
-    probe: Any = Field(None, exclude=True)
-    """Initial probe array (sy, sx) or (K, sy, sx), e.g. from an earlier result; kept at
-    its own power. None: from ``probe_model``. (Python only: left out of dumped recipes.)"""
-    probe_modes: int = Field(1, ge=1)
-    """K, incoherent probe modes (extra modes start as orthogonal perturbations)."""
-    probe_mode_powers: list[float] | None = None
-    """Relative power of each probe mode (K numbers, normalised); None: 5 % per extra mode."""
-    start_from: str | None = None
-    """A .ptyr result to start from: its probe (unless ``probe`` is given) and, where it
-    overlaps this scan, its object (same sample pixel size required)."""
-    object_modes: int = Field(1, ge=1)
-    """M, incoherent object modes."""
-    object_margin_px: int = Field(4, ge=0)
-    """Object pixels added around the scanned area on each side."""
-
-    @field_validator("probe", mode="before")
-    @classmethod
-    def _probe_array(cls, value):
-        return _optional_array(value)
 
 
 class Engine(abc.ABC):
@@ -201,7 +131,7 @@ class Engine(abc.ABC):
             p = self.params
             probe, start_object = p.probe, None
             if p.start_from is not None:
-                from ..results import read_ptyr
+                from ..io.results import read_ptyr
 
                 start = read_ptyr(p.start_from)
                 probe = start.probe if probe is None else probe

@@ -36,45 +36,12 @@ mean |Δψ|²``; the history holds their means over all frames of all ranks.
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field, field_validator
 
 from . import ops
-from .base import Engine, EngineParams
+from .base import Engine
+from .params import DMParams
 
 __all__ = ["DM", "DMParams"]
-
-
-class DMParams(EngineParams):
-    """Parameters of :class:`DM` (ptypy 0.9 names and defaults)."""
-
-    name: str = "DM"
-    alpha: float = Field(1.0, ge=0)
-    """Mix between Difference Map (1) and Alternating Projections (0)."""
-    update_object_first: bool = True
-    """Update the object before the probe in the overlap loop."""
-    overlap_converge_factor: float = Field(0.05, ge=0)
-    """Leave the overlap loop once the relative probe change is below this."""
-    overlap_max_iterations: int = Field(10, ge=1)
-    """Most object/probe rounds per overlap update."""
-    probe_inertia: float = Field(1e-9, ge=0)
-    """Weight of the current probe in its update (times frames × object modes)."""
-    object_inertia: float = Field(1e-4, ge=0)
-    """Weight of the current object in its update (times the mean photons per pixel)."""
-    fourier_relax_factor: float = Field(0.05, ge=0)
-    """Power bound 0.25 × factor² × (maximum frame photons / pixels); 0: strict projection."""
-    obj_smooth_std: float | None = Field(None, gt=0)
-    """Gaussian smoothing (sigma, object pixels) of the inertia term; None: off."""
-    clip_object: tuple[float, float] | None = None
-    """Clip the object amplitude into [min, max] after each update; None: off."""
-    compute_log_likelihood: bool = True
-    """Compute the 'photons' error (one more FFT per view and mode)."""
-
-    @field_validator("clip_object")
-    @classmethod
-    def _ordered(cls, value):
-        if value is not None and not (0 <= value[0] <= value[1]):
-            raise ValueError(f"must be (min, max) with 0 <= min <= max, got {value}")
-        return value
 
 
 class DM(Engine):

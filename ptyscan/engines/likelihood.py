@@ -16,6 +16,8 @@ from .ops import frame_sum, mode_sum
 __all__ = [
     "argmin",
     "compose",
+    "gaussian_weights",
+    "lgamma_sums",
     "line_values",
     "noise_model",
     "re_dot",
@@ -190,3 +192,17 @@ def argmin(coeffs, kind):
         return quadratic
     values = np.polynomial.polynomial.polyval(real, c)
     return float(real[np.argmin(values)])
+
+
+def gaussian_weights(backend, data, mask, R):
+    """``R m / (1/R + I)``: the Gaussian model's weights (per view, or per block)."""
+    return (R * mask / (1.0 / R + data)).astype(backend.real_dtype)
+
+
+def lgamma_sums(backend, vs, R):
+    """Σ m log Γ(R I + 1) per frame (host float64), the data-only Poisson term."""
+    from scipy.special import gammaln
+
+    data = backend.to_host(vs.data).astype(np.float64)
+    mask = backend.to_host(vs.mask).astype(np.float64)
+    return (mask * gammaln(R * data + 1)).sum(axis=(-2, -1))

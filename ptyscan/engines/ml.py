@@ -43,16 +43,16 @@ are the same as with 'device'.
 from __future__ import annotations
 
 import logging
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
 from . import ops
-from .base import Engine, EngineParams
+from .base import Engine
 from .likelihood import (
     argmin,
     compose,
+    gaussian_weights,
+    lgamma_sums,
     line_values,
     noise_model,
     re_dot,
@@ -60,40 +60,11 @@ from .likelihood import (
     taylor_terms,
 )
 from .ops import frame_sum, mode_sum
+from .params import MLParams
 
 __all__ = ["ML", "MLParams"]
 
 log = logging.getLogger(__name__)
-
-
-class MLParams(EngineParams):
-    """Parameters of :class:`ML` (ptypy 0.9 names and defaults)."""
-
-    name: str = "ML"
-    ML_type: Literal["gaussian", "poisson", "euclid"] = "gaussian"
-    """Likelihood model: 'gaussian', 'poisson' or 'euclid'."""
-    floating_intensities: bool = False
-    """Fit one intensity factor per frame (incident-flux fluctuations)."""
-    intensity_renormalization: float = Field(1.0, gt=0)
-    """Factor turning the intensities into Poisson counts."""
-    reg_del2: bool = False
-    """Use the squared-gradient (Gaussian smoothness) prior on the object."""
-    reg_del2_amplitude: float = Field(0.01, ge=0)
-    """Amplitude of that prior (rescaled as ptypy: × frames·pixels·photons / (8 · object pixels²))."""
-    smooth_gradient: float = Field(0.0, ge=0)
-    """Sigma (object pixels) of the Gaussian smoothing preconditioner; 0: off."""
-    smooth_gradient_decay: float = Field(0.0, ge=0, lt=1)
-    """Sigma shrinks by (1 - decay) every iteration."""
-    scale_precond: bool = False
-    """Balance probe and object gradients (faster for weakly scattering samples)."""
-    scale_probe_object: float = Field(1.0, gt=0)
-    """Relative scale of probe to object steps."""
-    poly_line_coeffs: Literal["quadratic", "all"] = "quadratic"
-    """Line search polynomial: 'quadratic' (Newton step) or 'all' (see the module notes)."""
-    cache_farfield: bool = True
-    """Keep each iteration's far fields for the line search (one FFT less per view and
-    mode, memory of two more exit-wave arrays). Device-resident views only: streamed
-    ones ('host' residency) recompute them, which costs less than streaming them."""
 
 
 class ML(Engine):
@@ -136,13 +107,13 @@ class ML(Engine):
             self._reg_amp = p.reg_del2_amplitude * measured * photons / (8.0 * npix_obj**2)
         for vs in st.viewsets:  # new view sets have no caches yet
             if p.ML_type == "poisson" and "lgamma" not in vs.cache:
-                vs.cache["lgamma"] = _lgamma_sums(bk, vs, R)
+                vs.cache["lgamma"] = lgamma_sums(bk, vs, R)
             if vs.streamed:  # nothing per view on the device: derived per block
                 continue
             if "fmag" not in vs.cache:
                 vs.cache["fmag"] = xp.sqrt(vs.data)
             if p.ML_type == "gaussian" and "w" not in vs.cache:
-                vs.cache["w"] = _gaussian_weights(bk, vs.data, vs.mask, R)
+                vs.cache["w"] = gaussian_weights(bk, vs.data, vs.mask, R)
 
     # --- one iteration ------------------------------------------------------------------
 
@@ -295,7 +266,7 @@ class ML(Engine):
         vs = blk.vs
         if "w" in vs.cache:
             return vs.cache["w"][blk.sl]
-        return _gaussian_weights(
+        return gaussian_weights(
             self.backend, blk["data"], blk["mask"], self.params.intensity_renormalization
         )
 
@@ -467,17 +438,3 @@ class ML(Engine):
             return out
 
         return safeguarded_newton(phi, guess)
-
-
-def _gaussian_weights(backend, data, mask, R):
-    """``R m / (1/R + I)``: the Gaussian model's weights (per view, or per block)."""
-    return (R * mask / (1.0 / R + data)).astype(backend.real_dtype)
-
-
-def _lgamma_sums(backend, vs, R):
-    """Σ m log Γ(R I + 1) per frame (host float64), the data-only Poisson term."""
-    from scipy.special import gammaln
-
-    data = backend.to_host(vs.data).astype(np.float64)
-    mask = backend.to_host(vs.mask).astype(np.float64)
-    return (mask * gammaln(R * data + 1)).sum(axis=(-2, -1))

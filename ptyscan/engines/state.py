@@ -22,83 +22,20 @@ the per-frame masks, streamed block by block through :meth:`ReconstructionState.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from ..errors import ParameterError
-from ..geometry import farfield_sample_pixel_m
 from ..parallel import SerialComm
 from ..propagation import propagator_for
 from . import ops
 from .initial import initial_object, initial_probe
 from .residency import Streamer
+from .views import ViewSet, sample_pixel_m
 
 __all__ = ["ReconstructionState", "ViewSet", "sample_pixel_m"]
 
 log = logging.getLogger(__name__)
-
-
-def sample_pixel_m(meta) -> np.ndarray:
-    """(2,) sample-plane pixel size in metres: ``λ z / (N psize)`` far field, ``psize`` near."""
-    if meta.propagation == "nearfield":
-        return np.broadcast_to(np.asarray(meta.psize, np.float64), (2,)).copy()
-    return farfield_sample_pixel_m(
-        energy_kev=meta.energy, distance_m=meta.distance, shape=meta.shape, psize_m=meta.psize
-    )
-
-
-@dataclass
-class ViewSet:
-    """The frames of one :meth:`ReconstructionState.add_views` call on this rank.
-
-    Attributes
-    ----------
-    indices : (n,) int64 host
-        Frame indices.
-    pos_px : (n, 2) int64 host
-        Global top-left pixel of each view.
-    data : (n, sy, sx) real array
-        Photon counts in FFT order.
-    mask : (n, sy, sx) or (1, sy, sx) real array
-        1 where valid, 0 elsewhere, FFT order.
-    power : (n,) float64 host
-        Masked photon count of each frame.
-    exit : (n, M, K, sy, sx) complex array or None
-        Exit waves (allocated by engines that need them).
-    host_arrays : frozenset of str
-        Names of the arrays above kept in (pinned) host memory and streamed
-        ('data', 'exit' and a per-frame 'mask' for a 'host' view set); the
-        others are device arrays.
-    full_mask : bool
-        Every pixel of every frame is valid.
-    cache : dict
-        Engine-private values derived from this view set (not copied by ``copy``);
-        per-view device arrays only for a view set that is not streamed.
-    """
-
-    indices: np.ndarray
-    pos_px: np.ndarray
-    data: Any
-    mask: Any
-    power: np.ndarray
-    exit: Any = None
-    host_arrays: frozenset = frozenset()
-    full_mask: bool = True
-    cache: dict = field(default_factory=dict)
-
-    def __len__(self):
-        return len(self.indices)
-
-    @property
-    def streamed(self) -> bool:
-        """True when this view set lives in host memory ('host' residency)."""
-        return bool(self.host_arrays)
-
-    def mask_rows(self, sl):
-        """The mask of rows ``sl`` (broadcastable against ``data[sl]``)."""
-        return self.mask if self.mask.shape[0] == 1 else self.mask[sl]
 
 
 class ReconstructionState:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
-from ..params import OptionalShape2, ParamsModel, PositiveFloat, _is_int, _short
+from ..params import OptionalShape2, ParamsModel, PositiveFloat, is_int, short_repr
 from ..scan_params import PtyScanParams
 
 __all__ = [
@@ -31,13 +31,13 @@ def _bounds(value):
     expected = "must be None, an int lower bound or a pair [min, max) of ints with min < max"
     if value is None:
         return None
-    if _is_int(value) and value >= 0:
+    if is_int(value) and value >= 0:
         return int(value)
-    if isinstance(value, list | tuple) and len(value) == 2 and all(_is_int(v) for v in value):
+    if isinstance(value, list | tuple) and len(value) == 2 and all(is_int(v) for v in value):
         lo, hi = int(value[0]), int(value[1])
         if 0 <= lo < hi:
             return (lo, hi)
-    raise ValueError(f"{expected} (0 <= min), got {_short(value)}")
+    raise ValueError(f"{expected} (0 <= min), got {short_repr(value)}")
 
 
 def _padding(value):
@@ -45,12 +45,12 @@ def _padding(value):
     expected = "must be None, an int >= 0 or 4 ints >= 0 (top, bottom, left, right)"
     if value is None:
         return None
-    if _is_int(value) and value >= 0:
+    if is_int(value) and value >= 0:
         return (int(value),) * 4
     if isinstance(value, list | tuple) and len(value) == 4:
-        if all(_is_int(v) and v >= 0 for v in value):
+        if all(is_int(v) and v >= 0 for v in value):
             return tuple(int(v) for v in value)
-    raise ValueError(f"{expected}, got {_short(value)}")
+    raise ValueError(f"{expected}, got {short_repr(value)}")
 
 
 def _indices(value):
@@ -58,9 +58,9 @@ def _indices(value):
     if value is None:
         return None
     if isinstance(value, list | tuple) and len(value) > 0:
-        if all(_is_int(v) and v >= 0 for v in value):
+        if all(is_int(v) and v >= 0 for v in value):
             return tuple(int(v) for v in value)
-    raise ValueError(f"{expected}, got {_short(value)}")
+    raise ValueError(f"{expected}, got {short_repr(value)}")
 
 
 Bounds = Annotated[int | tuple[int, int] | None, BeforeValidator(_bounds)]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import frames as fr
+from .. import preprocess
 from ..errors import ScanError
 from ..geometry import electron_wavelength_m, photon_energy_kev
 from .hdf5_io import FrameSource, ReadSpec, axis_shape, axis_values, mask_valid
@@ -186,11 +186,6 @@ def _frame_data(p, files, refs, group, data, outer, src):
     )
 
 
-def _round_half_up(c):
-    base = np.floor(c)
-    return base + (c - base >= 0.5)
-
-
 def frame_region(frame, p):
     """Region read from each frame and where it goes: (src, dst, loaded shape, centre).
 
@@ -203,10 +198,10 @@ def frame_region(frame, p):
     full = (slice(0, padded[0]), slice(0, padded[1]))
     src_p, dst_p, shape, center = full, full, padded, None
     if p.shape is not None and p.auto_center is not True and p.center is not None:
-        c = fr.resolve_center(p.center, padded)
-        src_p, dst_p = fr.crop_pad_slices(padded, shape=p.shape, center=c)
+        c = preprocess.resolve_center(p.center, padded)
+        src_p, dst_p = preprocess.crop_pad_slices(padded, shape=p.shape, center=c)
         shape = tuple(p.shape)
-        moved = c + (np.asarray(shape) // 2 - _round_half_up(c))
+        moved = c + (np.asarray(shape) // 2 - preprocess.round_half_up(c))
         center = (float(moved[0]), float(moved[1]))
     src, dst = [], []
     for sp, dp, off, n in zip(src_p, dst_p, (top, left), frame, strict=True):

@@ -35,10 +35,10 @@ import h5py
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from .. import frames as fr
-from ..distortion import BilinearMap, undistort
+from .. import preprocess
 from ..errors import RecipeError, ScanError
-from ..params import OptionalShape2, ParamsModel, PositiveFloat
+from ..params import OptionalShape2, ParamsModel, PositiveFloat, check_finite_nonzero
+from ..preprocess.distortion import BilinearMap, undistort
 from ..scan import PtyScan
 from ..scan_params import Orientation, PtyScanParams
 
@@ -100,9 +100,7 @@ class ID16AParams(PtyScanParams):
     @field_validator("motors_multiplier")
     @classmethod
     def _multiplier_nonzero(cls, value):
-        if not np.isfinite(value) or value == 0:
-            raise ValueError(f"must be a finite, non-zero number, got {value}")
-        return value
+        return check_finite_nonzero(value)
 
     @field_validator("distortion_v_file")
     @classmethod
@@ -391,8 +389,8 @@ class ID16AScan(PtyScan):
         shape = self.info.recipe.pad_crop
         if shape is None:
             return frame
-        centre = fr.resolve_center("fftshift", frame.shape)
-        return fr.crop_pad(frame, shape=shape, center=centre)[0]
+        centre = preprocess.resolve_center("fftshift", frame.shape)
+        return preprocess.crop_pad(frame, shape=shape, center=centre)[0]
 
     def correct(self, raw, weights, common):
         """Dark/flat, clip, ÷ detector flat, undistort, pad/crop, ÷ bpm5 (see module doc)."""

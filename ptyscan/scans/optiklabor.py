@@ -31,7 +31,13 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from ..errors import ScanError
 from ..geometry import photon_energy_kev
-from ..params import OptionalPair, OptionalPositiveFloat, Pair, PositiveFloat
+from ..params import (
+    OptionalPair,
+    OptionalPositiveFloat,
+    Pair,
+    PositiveFloat,
+    check_finite_nonzero,
+)
 from ..scan import PtyScan
 from ..scan_params import Center, Orientation, PtyScanParams
 from .spec import SpecInfo
@@ -103,9 +109,7 @@ class FliSpecParams(PtyScanParams):
     @field_validator("motors_multiplier")
     @classmethod
     def _multiplier_nonzero(cls, value):
-        if not np.isfinite(value) or value == 0:
-            raise ValueError(f"must be a finite, non-zero number, got {value}")
-        return value
+        return check_finite_nonzero(value)
 
     @field_validator("log_file_pattern", "data_dir_pattern", "dark_dir_pattern")
     @classmethod

@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import RecipeError, ScanError
-from ..params import _plain, validate_params
+from ..params import plain, validate_params
 from ..scan import PtyScan
 from ..scan_params import PtyScanParams
 
@@ -132,7 +132,7 @@ class PluginScan(PtyScan):
             from_recipe = set()
         else:
             clash = sorted(
-                k for k in own.recipe if k in user and _plain(user[k]) != _plain(own.recipe[k])
+                k for k in own.recipe if k in user and plain(user[k]) != plain(own.recipe[k])
             )
             if clash:
                 raise RecipeError(

@@ -18,8 +18,8 @@ import os
 import numpy as np
 
 from ..errors import ScanError
+from ..io.ptyd_read import ptyd_chunk_sizes, read_chunk, read_info, read_meta
 from ..params import OptionalPair, OptionalPositiveFloat, OptionalShape2
-from ..ptyd import ptyd_chunk_sizes, read_chunk, read_info, read_meta
 from ..scan import PtyScan
 from ..scan_params import Center, PtyScanParams
 

@@ -34,7 +34,7 @@ from ..geometry import (
     xray_wavelength_m,
 )
 from ..parallel import thread_count
-from ..params import OptionalShape2, Shape2, _short
+from ..params import OptionalShape2, Shape2, short_repr
 from ..propagation import FarField, NearField
 from ..scan import PtyScan
 from ..scan_params import PtyScanParams
@@ -56,7 +56,7 @@ def _detector(value):
     try:
         detector_model(value)
     except ParameterError as exc:
-        raise ValueError(f"{exc}, got {_short(value)}") from None
+        raise ValueError(f"{exc}, got {short_repr(value)}") from None
     return value
 
 
@@ -81,7 +81,7 @@ def _psf(value):
     raise ValueError(
         "must be None, a Gaussian sigma in pixels (number or (y, x) pair, 0 to "
         f"{_MAX_PSF_SIGMA_PX}) or a 2-D "
-        f"non-negative kernel, got {_short(value)}"
+        f"non-negative kernel, got {short_repr(value)}"
     )
 
 

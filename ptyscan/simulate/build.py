@@ -26,6 +26,7 @@ from ptyscan.simulate.samples import (
     FWHM_PER_SIGMA,
     load_image,
     noise_transmission,
+    noise_transmission_kwargs,
     object_from_image,
     place_on_canvas,
     smooth,
@@ -224,15 +225,8 @@ def build_object(pars, *, shape, wavelength_m, energy_kev, rng):
         transmission = _processed(source, pars.process, wavelength_m, energy_kev)
         obj = place_on_canvas(transmission, shape, offset_px=pars.process.offset, fill=fill)
     if pars.noise is not None:
-        n = pars.noise + ((0.0, 0.0) if len(pars.noise) == 2 else ())
-        obj = obj * noise_transmission(
-            shape,
-            rng=rng,
-            phase_rms=n[0],
-            phase_mfs_px=n[1],
-            amplitude_rms=n[2],
-            amplitude_mfs_px=n[3],
-        )
+        noise = noise_transmission_kwargs(pars.noise, name="sample.noise")
+        obj = obj * noise_transmission(shape, rng=rng, **noise)
     modes = _with_modes(np.asarray(obj, dtype=np.complex64), pars.diversity, rng)
     if len(modes) > 1:  # object modes share the main mode's power (they add incoherently)
         modes = modes * np.sqrt(np.sum(np.abs(obj) ** 2) / np.sum(np.abs(modes[0]) ** 2))

@@ -19,7 +19,7 @@ from ptyscan.params import (
     ParamsModel,
     PositionsArray,
     PositiveFloat,
-    _short,
+    short_repr,
 )
 
 __all__ = [
@@ -71,7 +71,7 @@ def _noise(value):
             return tuple(float(v) for v in value)
     raise ValueError(
         "must be None, (phase_rms, mfs) or (phase_rms, mfs, modulus_rms, modulus_mfs) of "
-        f"numbers >= 0 (mfs in pixels), got {_short(value)}"
+        f"numbers >= 0 (mfs in pixels), got {short_repr(value)}"
     )
 
 
@@ -80,7 +80,7 @@ def _signed_pair(value):
     if isinstance(pair, list | tuple) and len(pair) == 2:
         if all(_real(v) and math.isfinite(v) for v in pair):
             return (float(pair[0]), float(pair[1]))
-    raise ValueError(f"must be a number or a pair (y, x) of numbers, got {_short(value)}")
+    raise ValueError(f"must be a number or a pair (y, x) of numbers, got {short_repr(value)}")
 
 
 def _complex(value):
@@ -89,7 +89,7 @@ def _complex(value):
     if isinstance(pair, list | tuple) and len(pair) == 2:
         if all(_real(v) and math.isfinite(v) for v in pair):
             return (float(pair[0]), float(pair[1]))
-    raise ValueError(f"must be a number or a pair (real, imag), got {_short(value)}")
+    raise ValueError(f"must be a number or a pair (real, imag), got {short_repr(value)}")
 
 
 def _steps(value):
@@ -99,7 +99,9 @@ def _steps(value):
     if isinstance(pair, list | tuple) and len(pair) == 2:
         if all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair):
             return (int(pair[0]), int(pair[1]))
-    raise ValueError(f"must be None, a positive int or a pair (y, x) of them, got {_short(value)}")
+    raise ValueError(
+        f"must be None, a positive int or a pair (y, x) of them, got {short_repr(value)}"
+    )
 
 
 def _model_name(allowed):
@@ -108,7 +110,7 @@ def _model_name(allowed):
             return value
         names = ", ".join(repr(a) for a in allowed)
         raise ValueError(
-            f"must be one of {names} or an image/array file path, got {_short(value)}"
+            f"must be one of {names} or an image/array file path, got {short_repr(value)}"
         )
 
     return check
@@ -173,7 +175,7 @@ class DiversityParams(ParamsModel):
     def _positive_powers(cls, value):
         values = [value] if _real(value) else value
         if values is not None and not all(_real(v) and math.isfinite(v) and v > 0 for v in values):
-            raise ValueError(f"must be None or positive numbers, got {_short(value)}")
+            raise ValueError(f"must be None or positive numbers, got {short_repr(value)}")
         return value
 
     def count(self) -> int:
@@ -220,7 +222,7 @@ class ElectronParams(ParamsModel):
         try:
             normalize_aberrations(value)
         except ParameterError as exc:
-            raise ValueError(f"{exc}, got {_short(value)}") from None
+            raise ValueError(f"{exc}, got {short_repr(value)}") from None
         return value
 
 
@@ -265,7 +267,7 @@ class ProcessParams(ParamsModel):
     @classmethod
     def _non_negative(cls, value):
         if value is not None and not all(math.isfinite(v) and v >= 0 for v in value):
-            raise ValueError(f"must be (delta, beta) with both >= 0, got {_short(value)}")
+            raise ValueError(f"must be (delta, beta) with both >= 0, got {short_repr(value)}")
         return value
 
 

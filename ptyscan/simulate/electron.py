@@ -17,7 +17,7 @@ import numpy as np
 from ptyscan.errors import ParameterError
 from ptyscan.geometry import electron_wavelength_m, frame_shape
 from ptyscan.simulate.aberrations import aberration_phase_rad, normalize_aberrations
-from ptyscan.simulate.probes import _check_number, normalize_photons, smooth_step
+from ptyscan.simulate.probes import check_number, normalize_photons, smooth_step
 
 __all__ = ["ANGSTROM_M", "electron_probe", "frequency_grid", "scale_aberration_lengths"]
 
@@ -103,12 +103,12 @@ def electron_probe(
     """
     ny, nx = frame_shape(shape)
     wavelength = float(electron_wavelength_m(energy_kev))
-    alpha_max = 1e-3 * _check_number(
+    alpha_max = 1e-3 * check_number(
         "semi_angle_mrad", semi_angle_mrad, hint="The convergence semi-angle, e.g. 20 mrad."
     )
-    edge = _check_number("edge_px", edge_px, strict=False, hint="Edge width in pixels.")
+    edge = check_number("edge_px", edge_px, strict=False, hint="Edge width in pixels.")
     pixel = _pixel_pair("sample_pixel_m", sample_pixel_m)
-    _check_number("electrons", electrons, hint="Electrons per probe position, e.g. 1e6.")
+    check_number("electrons", electrons, hint="Electrons per probe position, e.g. 1e6.")
     nyquist = wavelength / (2.0 * pixel.max())
     if alpha_max >= nyquist:
         raise ParameterError(

@@ -143,12 +143,8 @@ def refractive_index(formula, *, density_g_cm3, energy_kev):
 
     Parameters
     ----------
-    formula : str
-        Chemical formula, e.g. ``'Au'``, ``'Si3N4'``, ``'C5H8O2'``.
-    density_g_cm3 : float
-        Mass density in g/cm³.
-    energy_kev : float
-        Photon energy in keV.
+    formula, density_g_cm3, energy_kev
+        As :func:`delta_from_formula` (formula, g/cm³, keV).
 
     Returns
     -------

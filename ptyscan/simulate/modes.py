@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ptyscan.errors import ParameterError
-from ptyscan.simulate.samples import noise_transmission
+from ptyscan.simulate.samples import noise_transmission, noise_transmission_kwargs
 
 __all__ = ["mixed_state_probe", "mode_fractions", "orthogonalize_modes"]
 
@@ -162,21 +162,8 @@ def mixed_state_probe(
         if rng is None:
             raise ParameterError("rng: method='noise' is random; pass rng (a Generator or seed).")
         rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng
-        n = tuple(float(v) for v in np.ravel(noise))
-        if len(n) not in (2, 4):
-            raise ParameterError(f"noise: got {noise!r}; expected (rms, mfs[, rms_mod, mfs_mod]).")
-        amp = n[2:] if len(n) == 4 else (0.0, 0.0)
-        factors = [
-            noise_transmission(
-                main.shape,
-                rng=rng,
-                phase_rms=n[0],
-                phase_mfs_px=n[1],
-                amplitude_rms=amp[0],
-                amplitude_mfs_px=amp[1],
-            )
-            for _ in range(n_modes - 1)
-        ]
+        kwargs = noise_transmission_kwargs(noise, expected="(rms, mfs[, rms_mod, mfs_mod])")
+        factors = [noise_transmission(main.shape, rng=rng, **kwargs) for _ in range(n_modes - 1)]
     else:
         raise ParameterError(f"method: got {method!r}; expected 'hermite' or 'noise'.")
     shift = None if shift_px is None else np.broadcast_to(np.asarray(shift_px, float), (2,))

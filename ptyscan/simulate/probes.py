@@ -22,6 +22,7 @@ from ptyscan.geometry import centred_coordinates_px, frame_shape
 
 __all__ = [
     "aperture_probe",
+    "check_number",
     "circular_pupil",
     "focused_probe",
     "normalize_photons",
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 
-def _check_number(name, value, *, minimum=0.0, strict=True, hint=""):
+def check_number(name, value, *, minimum=0.0, strict=True, hint=""):
     """Return ``value`` as a float after checking it is finite and above ``minimum``."""
     try:
         number = float(value)
@@ -66,7 +67,7 @@ def smooth_step(distance, *, width):
     ndarray of float64
         Values in ``[0, 1]``, shape of ``distance``.
     """
-    width = _check_number("width", width, strict=False, hint="The edge width in pixels.")
+    width = check_number("width", width, strict=False, hint="The edge width in pixels.")
     d = np.asarray(distance, dtype=np.float64)
     if width == 0.0:
         return np.where(d > 0, 1.0, np.where(d < 0, 0.0, 0.5))
@@ -95,7 +96,7 @@ def soft_disc(shape, *, radius_px, edge_px, center_px=(0.0, 0.0)):
     (ny, nx) ndarray of float64
         Values in ``[0, 1]``.
     """
-    radius = _check_number("radius_px", radius_px, strict=False, hint="A radius in pixels.")
+    radius = check_number("radius_px", radius_px, strict=False, hint="A radius in pixels.")
     y, x = centred_coordinates_px(shape)
     r = np.hypot(y - center_px[0], x - center_px[1])
     return smooth_step(radius - r, width=edge_px)
@@ -118,7 +119,7 @@ def normalize_photons(probe, photons):
         A new array, same shape and dtype as ``probe`` (complex64 for real
         input), with ``sum(|probe|**2) == photons``.
     """
-    photons = _check_number(
+    photons = check_number(
         "photons", photons, hint="The number of photons per exposure, e.g. 1e8."
     )
     arr = np.asarray(probe)
@@ -189,7 +190,7 @@ def focused_probe(shape, *, pupil_fraction=0.5, edge_px=4.0, defocus_rad=None, p
 
 
 def _check_fraction(pupil_fraction):
-    fraction = _check_number(
+    fraction = check_number(
         "pupil_fraction", pupil_fraction, hint="A fraction of the frame in (0, 1], e.g. 0.5."
     )
     if fraction > 1.0:
@@ -223,8 +224,8 @@ def circular_pupil(shape, *, pupil_fraction=0.5, edge_px=4.0, defocus_rad=0.0):
     """
     ny, nx = frame_shape(shape)
     fraction = _check_fraction(pupil_fraction)
-    edge = _check_number("edge_px", edge_px, strict=False, hint="Edge width in pixels.")
-    defocus = _check_number(
+    edge = check_number("edge_px", edge_px, strict=False, hint="Edge width in pixels.")
+    defocus = check_number(
         "defocus_rad", defocus_rad, minimum=-np.inf, hint="Phase at the pupil edge in rad."
     )
     rho_edge = 0.5 * fraction * min(ny, nx)
@@ -253,6 +254,6 @@ def aperture_probe(shape, *, radius_px, edge_px=2.0, photons=1e8):
         Probe centred on ``(ny // 2, nx // 2)``.
     """
     frame = frame_shape(shape)
-    _check_number("radius_px", radius_px, hint="The aperture radius in pixels, e.g. 20.")
+    check_number("radius_px", radius_px, hint="The aperture radius in pixels, e.g. 20.")
     disc = soft_disc(frame, radius_px=radius_px, edge_px=edge_px)
     return normalize_photons(disc.astype(np.complex64), photons)

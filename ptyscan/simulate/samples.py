@@ -25,6 +25,7 @@ __all__ = [
     "FWHM_PER_SIGMA",
     "load_image",
     "noise_transmission",
+    "noise_transmission_kwargs",
     "object_from_image",
     "place_on_canvas",
     "smooth",
@@ -85,6 +86,43 @@ def noise_transmission(
         amp = noise_screen(shape, rng=rng, correlation_px=sigma_a, amplitude=amp_rms)
         out *= np.maximum(1.0 + amp.astype(np.float64), 0.0)
     return out
+
+
+def noise_transmission_kwargs(
+    spec,
+    *,
+    name="noise",
+    expected="(phase_rms, mfs) or (phase_rms, mfs, modulus_rms, modulus_mfs), mfs in pixels",
+):
+    """The :func:`noise_transmission` arguments a noise tuple stands for.
+
+    Parameters
+    ----------
+    spec : sequence of float
+        ``(phase_rms, mfs)`` or ``(phase_rms, mfs, modulus_rms, modulus_mfs)``:
+        rms in radians (phase) and relative units (modulus), minimum feature
+        sizes in pixels; without the last two the modulus is not perturbed.
+    name : str
+        Parameter name that an error message starts with.
+    expected : str
+        What an error message says was expected.
+
+    Returns
+    -------
+    dict
+        ``phase_rms``, ``phase_mfs_px``, ``amplitude_rms`` and ``amplitude_mfs_px``
+        (floats), to pass as ``noise_transmission(shape, rng=rng, **kwargs)``.
+    """
+    values = tuple(float(v) for v in np.ravel(spec))
+    if len(values) not in (2, 4):
+        raise ParameterError(f"{name}: got {spec!r}; expected {expected}.")
+    amplitude = values[2:] if len(values) == 4 else (0.0, 0.0)
+    return {
+        "phase_rms": values[0],
+        "phase_mfs_px": values[1],
+        "amplitude_rms": amplitude[0],
+        "amplitude_mfs_px": amplitude[1],
+    }
 
 
 def load_image(path, *, key=None):

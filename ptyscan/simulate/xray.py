@@ -26,8 +26,8 @@ import numpy as np
 from ptyscan.errors import ParameterError
 from ptyscan.geometry import centred_coordinates_px, frame_shape
 from ptyscan.propagation import NearField
-from ptyscan.simulate.probes import _check_number, normalize_photons, smooth_step
-from ptyscan.simulate.samples import noise_transmission
+from ptyscan.simulate.probes import check_number, normalize_photons, smooth_step
+from ptyscan.simulate.samples import noise_transmission, noise_transmission_kwargs
 
 __all__ = [
     "AIRY_FIRST_ZERO",
@@ -57,23 +57,10 @@ def _pair(name, value, *, positive=True):
 
 
 def _diffuser(shape, diffuser, rng):
-    values = tuple(float(v) for v in np.ravel(diffuser))
-    if len(values) not in (2, 4):
-        raise ParameterError(
-            f"diffuser: got {diffuser!r}; expected (phase_rms, mfs) or "
-            "(phase_rms, mfs, modulus_rms, modulus_mfs), mfs in pixels."
-        )
+    noise = noise_transmission_kwargs(diffuser, name="diffuser")
     if rng is None:
         raise ParameterError("rng: a diffuser is random; pass rng (a Generator or an int seed).")
-    amp = values[2:] if len(values) == 4 else (0.0, 0.0)
-    return noise_transmission(
-        shape,
-        rng=rng,
-        phase_rms=values[0],
-        phase_mfs_px=values[1],
-        amplitude_rms=amp[0],
-        amplitude_mfs_px=amp[1],
-    )
+    return noise_transmission(shape, rng=rng, **noise)
 
 
 def aperture(
@@ -127,7 +114,7 @@ def aperture(
     if form not in _FORMS:
         raise ParameterError(f"form: got {form!r}; expected 'circ', 'rect' or None.")
     size = _pair("size_px", size_px) if size_px is not None else np.array([ny, nx]) / 3.0
-    edge = _check_number("edge_px", edge_px, strict=False, hint="Edge width in pixels.")
+    edge = check_number("edge_px", edge_px, strict=False, hint="Edge width in pixels.")
     y, x = centred_coordinates_px((ny, nx))
     oy, ox = _pair("offset_px", offset_px, positive=False)
     y, x = y - oy, x - ox
@@ -135,7 +122,7 @@ def aperture(
     y, x = y * cos - x * sin, y * sin + x * cos
     out *= _opening(form, y, x, size / 2.0, edge)
     if central_stop is not None:
-        fraction = _check_number("central_stop", central_stop, hint="A fraction in (0, 1).")
+        fraction = check_number("central_stop", central_stop, hint="A fraction in (0, 1).")
         if fraction >= 1:
             raise ParameterError(
                 f"central_stop: got {central_stop!r}; expected a value in (0, 1)."
@@ -222,8 +209,8 @@ def focused_beam(
     (ny, nx) ndarray of complex64
     """
     ny, nx = frame_shape(shape)
-    wavelength = _check_number("wavelength_m", wavelength_m, hint="e.g. 1.5e-10.")
-    focal = _check_number("focal_length_m", focal_length_m, hint="e.g. 0.1 for 10 cm.")
+    wavelength = check_number("wavelength_m", wavelength_m, hint="e.g. 1.5e-10.")
+    focal = check_number("focal_length_m", focal_length_m, hint="e.g. 0.1 for 10 cm.")
     if isinstance(antialiasing, bool) or int(antialiasing) != antialiasing or antialiasing < 1:
         raise ParameterError(f"antialiasing: got {antialiasing!r}; expected an int >= 1.")
     a = int(antialiasing)
@@ -265,9 +252,9 @@ def focused_beam(
 
 def fzp_focal_length_m(*, outer_zone_width_m, radius_m, wavelength_m):
     """Focal length of a Fresnel zone plate, ``f = 2 Rn dRn / wavelength`` (m)."""
-    d_rn = _check_number("outer_zone_width_m", outer_zone_width_m, hint="dRn, e.g. 50e-9.")
-    r_n = _check_number("radius_m", radius_m, hint="Rn, e.g. 90e-6.")
-    wavelength = _check_number("wavelength_m", wavelength_m, hint="e.g. 1.5e-10.")
+    d_rn = check_number("outer_zone_width_m", outer_zone_width_m, hint="dRn, e.g. 50e-9.")
+    r_n = check_number("radius_m", radius_m, hint="Rn, e.g. 90e-6.")
+    wavelength = check_number("wavelength_m", wavelength_m, hint="e.g. 1.5e-10.")
     return 2.0 * r_n * d_rn / wavelength
 
 
@@ -315,8 +302,8 @@ def fzp_probe(
     focal = fzp_focal_length_m(
         outer_zone_width_m=outer_zone_width_m, radius_m=radius_m, wavelength_m=wavelength_m
     )
-    diameter = _check_number("diameter_m", diameter_m, hint="D_FZP, e.g. 180e-6.")
-    stop = _check_number("central_stop_m", central_stop_m, strict=False, hint="D_H, e.g. 60e-6.")
+    diameter = check_number("diameter_m", diameter_m, hint="D_FZP, e.g. 180e-6.")
+    stop = check_number("central_stop_m", central_stop_m, strict=False, hint="D_H, e.g. 60e-6.")
     if stop >= diameter:
         raise ParameterError(
             f"central_stop_m: got {central_stop_m!r}; expected less than diameter_m={diameter_m!r}."

@@ -151,10 +151,11 @@ def test_probe_array_parameter_is_used_but_not_dumped(chunk):
 
 def test_registry_finds_the_engines():
     from ptyscan.engines import ML
-    from ptyscan.engines_registry import get_engine, validate_engine
+    from ptyscan.recipe import validate_engine
+    from ptyscan.registry import ENGINES
 
-    assert get_engine("DM") is DM and get_engine("ML") is ML
-    params = validate_engine({"name": "ML", "ML_type": "poisson"}, prefix="engines[1]")
-    assert isinstance(params, ML.Params) and params.ML_type == "poisson"
+    assert ENGINES.get("DM") is DM and ENGINES.get("ML") is ML
+    cls, params = validate_engine({"name": "ML", "ML_type": "poisson"}, prefix="engines[1]")
+    assert cls is ML and isinstance(params, ML.Params) and params.ML_type == "poisson"
     with pytest.raises(RecipeError, match="ML_type"):
         validate_engine({"name": "ML", "ML_type": "laplace"}, prefix="engines[1]")

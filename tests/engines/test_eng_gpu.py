@@ -18,11 +18,12 @@ import pytest
 from _engine_helpers import coverage, model_probe, moonflower
 from _helpers import job_recipe, run_until_ml_crashes
 
+from ptyscan.app.runner import run_recipe
 from ptyscan.engines import DM, ML, get_backend, ops
 from ptyscan.errors import BackendError
+from ptyscan.io import read_ptyr
+from ptyscan.io.plots import plot_names
 from ptyscan.propagation import FarField, NearField
-from ptyscan.results import plot_names, read_ptyr
-from ptyscan.runner import result_path, run_recipe
 from ptyscan.scans import get_scan
 
 
@@ -262,7 +263,7 @@ def test_two_ranks_on_cupy_give_the_one_rank_result(tmp_path, cupy_module):
         script = str(ROOT / "templates" / "run_recipe.py")
     run = mpirun(2, [script, two.source, "--no-progress"], timeout=120)
     assert run.returncode == 0, run.output[-4000:]
-    a, b = read_ptyr(serial.result), read_ptyr(result_path(two))
+    a, b = read_ptyr(serial.result), read_ptyr(two.result_path)
     assert b.attrs["ranks"] == 2 and b.attrs["backend"] == "cupy"
     np.testing.assert_array_equal(b.indices, np.arange(24))
     scale = np.abs(a.object).max()
@@ -307,7 +308,7 @@ def test_a_gpu_that_cannot_compute_is_reported(monkeypatch, caplog):
     fails at once with the reason and a hint, not in the middle of a run."""
     import cupy_standin
 
-    from ptyscan.engines import backend as backend_module
+    from ptyscan import backend as backend_module
 
     cupy_standin.install(monkeypatch.setitem)
     monkeypatch.setattr(backend_module, "_checked", {})
@@ -316,7 +317,7 @@ def test_a_gpu_that_cannot_compute_is_reported(monkeypatch, caplog):
         raise RuntimeError("cuFFT error: CUFFT_INTERNAL_ERROR")
 
     monkeypatch.setattr(cupy_standin.MODULES["cupyx.scipy.fft"], "fft2", broken)
-    with caplog.at_level("WARNING", logger="ptyscan.engines.backend"):
+    with caplog.at_level("WARNING", logger="ptyscan.backend"):
         assert get_backend("auto").name == "numpy"
     assert "cannot compute on it (RuntimeError: cuFFT error: CUFFT_INTERNAL_ERROR)" in caplog.text
     with pytest.raises(BackendError, match="CUDA device 0 is visible but CuPy cannot compute"):
@@ -349,5 +350,5 @@ def test_two_ranks_use_two_gpus(tmp_path, monkeypatch):
     script = str(ROOT / "tests" / "engines" / "standin_run_recipe.py")
     run = mpirun(2, [script, job.source, "--no-progress"], timeout=120, env={"STANDIN_GPUS": "2"})
     assert run.returncode == 0, run.output[-4000:]
-    res = read_ptyr(result_path(job))
+    res = read_ptyr(job.result_path)
     assert res.attrs["ranks"] == 2 and res.attrs["devices"].tolist() == [0, 1]

@@ -8,7 +8,7 @@ import pytest
 from ptyscan.chunk import Chunk, ScanMeta
 from ptyscan.engines import ReconstructionState, get_backend
 from ptyscan.engines.initial import initial_probe
-from ptyscan.engines.state import sample_pixel_m
+from ptyscan.engines.views import sample_pixel_m
 from ptyscan.errors import ParameterError
 
 BK = get_backend("numpy", precision="double", threads=1)

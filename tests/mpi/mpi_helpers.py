@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ptyscan import EOS, WAIT
-from ptyscan.ptyd import ptyd_chunk_ids, read_chunk, read_info, read_meta
+from ptyscan.io import ptyd_chunk_ids, read_chunk, read_info, read_meta
 from ptyscan.scans.moonflower import MoonFlowerScan
 
 #: Small MoonFlower scan: 23 frames of 64², fixed seed, Poisson noise from (seed, index).

@@ -25,8 +25,8 @@ from mpi_helpers import (
 
 from ptyscan import EOS
 from ptyscan.errors import ScanError
+from ptyscan.io import ptyd_chunk_ids, read_chunk
 from ptyscan.parallel import SerialComm, assign_frames
-from ptyscan.ptyd import ptyd_chunk_ids, read_chunk
 from ptyscan.scans.moonflower import MoonFlowerScan
 from ptyscan.scans.simscan import SimScan
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from _helpers import drain
 
-from ptyscan import frames as fr
+from ptyscan import preprocess
 from ptyscan.errors import RecipeError, ScanError
 from ptyscan.geometry import ELEMENTARY_CHARGE_C, electron_wavelength_m, photon_energy_kev
 from ptyscan.scans.hdf5_loader import Hdf5Loader
@@ -292,10 +292,10 @@ def test_crop_at_read_equals_crop_after_read(tmp_path, shape, center, padding):
     assert rows.stop - rows.start <= min(shape[0], M) and cols.stop - cols.start <= min(
         shape[1], N
     )
-    expect, expect_center = fr.crop_pad(data, shape=shape, center=meta_full.center)
+    expect, expect_center = preprocess.crop_pad(data, shape=shape, center=meta_full.center)
     np.testing.assert_array_equal(cdata, expect)
     np.testing.assert_array_equal(
-        cweights, fr.crop_pad(weights, shape=shape, center=meta_full.center)[0]
+        cweights, preprocess.crop_pad(weights, shape=shape, center=meta_full.center)[0]
     )
     np.testing.assert_allclose(meta.center, expect_center)
     assert meta.shape == shape

@@ -7,8 +7,8 @@ import pytest
 from _helpers import drain
 
 from ptyscan.errors import RecipeError, ScanError
+from ptyscan.io import read_ptyd
 from ptyscan.params import validate_params
-from ptyscan.ptyd import read_ptyd
 from ptyscan.scans.moonflower import MoonFlowerScan
 from ptyscan.scans.plugin import PluginParams, PluginScan
 

@@ -10,12 +10,12 @@ import pytest
 import yaml
 from _helpers import drain
 
+from ptyscan.app.simulate import simulate_recipe, truth_path
 from ptyscan.errors import ParameterError, RecipeError, ScanError
 from ptyscan.geometry import electron_wavelength_m, xray_wavelength_m
-from ptyscan.ptyd import read_ptyd
+from ptyscan.io import read_ptyd
 from ptyscan.recipe import load_recipe
 from ptyscan.scans.simscan import SimScan
-from ptyscan.simulate.run import simulate_recipe, truth_path
 
 
 @pytest.fixture(autouse=True)
@@ -479,8 +479,8 @@ def test_engines_reconstruct_a_simulated_near_field_scan(tmp_path):
     pixels off, so the bound also checks the geometry (positions, pixel size, object
     origin) that SimScan and the engines share.
     """
-    from ptyscan.results import read_ptyr
-    from ptyscan.runner import result_path, run_recipe
+    from ptyscan.app.runner import run_recipe
+    from ptyscan.io import read_ptyr
 
     recipe = load_recipe(
         {
@@ -491,7 +491,7 @@ def test_engines_reconstruct_a_simulated_near_field_scan(tmp_path):
     )
     out = simulate_recipe(recipe)
     run_recipe(recipe)
-    result = read_ptyr(result_path(recipe))
+    result = read_ptyr(recipe.result_path)
     with h5py.File(out["truth"], "r") as f:
         truth, probe = f["object"][0], f["probe"][()]
         views_px, positions_m = f["positions_px"][()], f["positions_m"][()]

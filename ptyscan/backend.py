@@ -1,21 +1,26 @@
-"""Array backends for the engines: NumPy (+ scipy.fft) or CuPy (+ cupyx.scipy.fft).
+"""Array backends: NumPy (+ scipy.fft) or CuPy (+ cupyx.scipy.fft), and their FFTs.
 
 An engine is written once against ``backend.xp`` (the array module) and
-``backend.fft`` (unitary 2-D FFTs of the last two axes). CuPy is imported only
-inside :func:`get_backend`, so ``import ptyscan.engines`` works without it.
+``backend.fft`` (unitary 2-D FFTs of the last two axes); the propagators
+(:mod:`ptyscan.propagation`) take the same FFTs, pinned by a backend or chosen
+by :func:`namespace_of` from the array's type. This module sits below both, so
+the FFT wrappers exist once. CuPy is imported only inside functions here, so
+``import ptyscan`` works without it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..errors import BackendError
+from .errors import BackendError
+from .parallel import thread_count
 
-__all__ = ["Backend", "get_backend"]
+__all__ = ["Backend", "CupyFFT", "ScipyFFT", "get_backend", "namespace_of"]
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +31,17 @@ _PRECISIONS = {
 }
 
 
-class _ScipyFFT:
-    """Unitary ``fft2``/``ifft2`` of the last two axes with scipy.fft and ``workers`` threads."""
+class ScipyFFT:
+    """Unitary ``fft2``/``ifft2`` of the last two axes with scipy.fft and ``workers`` threads.
 
-    def __init__(self, workers: int):
+    ``workers=None``: :func:`ptyscan.parallel.thread_count`.
+    """
+
+    def __init__(self, workers: int | None = None):
         import scipy.fft
 
         self._fft = scipy.fft
-        self.workers = int(workers)
+        self.workers = int(workers) if workers else thread_count()
 
     def __repr__(self):
         return f"scipy.fft(workers={self.workers})"
@@ -45,10 +53,12 @@ class _ScipyFFT:
         return self._fft.ifft2(x, norm="ortho", overwrite_x=overwrite_x, workers=self.workers)
 
 
-class _CupyFFT:
+class CupyFFT:
     """Unitary ``fft2``/``ifft2`` with cupyx.scipy.fft; cuFFT plans come from CuPy's plan cache."""
 
-    def __init__(self, cupyx_fft):
+    def __init__(self, cupyx_fft=None):
+        if cupyx_fft is None:
+            import cupyx.scipy.fft as cupyx_fft
         self._fft = cupyx_fft
 
     def __repr__(self):
@@ -167,11 +177,9 @@ def _cupy_usable():
 
 
 def _numpy_backend(precision, threads):
-    from ..parallel import thread_count
-
     cdt, rdt = _PRECISIONS[precision]
-    workers = int(threads) if threads else thread_count()
-    return Backend("numpy", np, _ScipyFFT(workers), np.dtype(cdt), np.dtype(rdt), workers)
+    fft = ScipyFFT(threads)
+    return Backend("numpy", np, fft, np.dtype(cdt), np.dtype(rdt), fft.workers)
 
 
 def _cupy_backend(precision, device):
@@ -205,7 +213,7 @@ def _cupy_backend(precision, device):
             "(cupy-cuda13x needs a CUDA 13 driver), or use backend 'numpy'"
         )
     cdt, rdt = _PRECISIONS[precision]
-    fft = _CupyFFT(cupyx.scipy.fft)
+    fft = CupyFFT(cupyx.scipy.fft)
     return Backend("cupy", cupy, fft, np.dtype(cdt), np.dtype(rdt), None, current)
 
 
@@ -247,3 +255,23 @@ def get_backend(
     if key == "cupy":
         return _cupy_backend(precision, device)
     raise BackendError(f"backend: got {name!r}; expected 'auto', 'numpy' or 'cupy'")
+
+
+@functools.cache
+def _default_fft(module: str):
+    """One FFT object per array module, made on first use."""
+    return CupyFFT() if module == "cupy" else ScipyFFT()
+
+
+def namespace_of(arr, backend=None):
+    """``(xp, fft)`` for ``arr``: the backend's, else by the array's type (NumPy or CuPy).
+
+    Used by the propagators, which accept arrays of either module without a backend.
+    """
+    if backend is not None:
+        return backend.xp, backend.fft
+    if type(arr).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy, _default_fft("cupy")
+    return np, _default_fft("numpy")

@@ -14,8 +14,9 @@ import os
 import sys
 import textwrap
 
-from . import __version__
-from .errors import ParameterError, PtyScanError
+from .._version import __version__
+from ..errors import ParameterError, PtyScanError, closest_name
+from ..registry import ENGINES, SCANS
 
 __all__ = ["build_parser", "main"]
 
@@ -24,7 +25,7 @@ log = logging.getLogger("ptyscan")
 
 def _recipe(args):
     """The recipe named on the command line, with --set overrides and --no-progress."""
-    from .recipe import load_recipe
+    from ..recipe import load_recipe
 
     recipe = load_recipe(args.recipe, overrides=args.set)
     if args.no_progress:
@@ -78,7 +79,8 @@ def _cmd_run(args, comm):
 
 
 def _cmd_show(args, comm):
-    from .results import read_ptyr, save_plots
+    from ..io.plots import save_plots
+    from ..io.results import read_ptyr
 
     result = read_ptyr(args.result)
     names = save_plots(result, args.result)
@@ -102,7 +104,7 @@ def _cmd_show(args, comm):
 
 
 def _cmd_simulate(args, comm):
-    from .simulate.run import simulate_recipe
+    from .simulate import simulate_recipe
 
     recipe = _recipe(args)
     out = simulate_recipe(recipe, comm=comm)
@@ -115,35 +117,30 @@ def _cmd_simulate(args, comm):
 
 
 def _cmd_info(args, comm):
-    from .ptyd import describe_ptyd
+    from ..io.ptyd_read import describe_ptyd
 
     print(describe_ptyd(args.file))
     return 0
 
 
 def _cmd_scans(args, comm):
-    from .scans import available_scans, scan_summary
-
-    names = available_scans()
+    names = SCANS.names()
     width = max(map(len, names))
     for name in names:
-        print(f"{name:<{width}}  {scan_summary(name)}")
+        print(f"{name:<{width}}  {SCANS.summary(name)}")
     return 0
 
 
 def _schema_model(name):
-    from .engines_registry import available_engines, get_engine
-    from .params import closest_name
-    from .recipe import RunParams
-    from .scans import available_scans, get_scan
+    from ..recipe import RunParams
 
     if name == "run":
         return RunParams
-    if name in available_engines():
-        return get_engine(name).Params
-    if name in available_scans():
-        return get_scan(name).Params
-    known = [*available_scans(), *available_engines(), "run"]
+    if name in ENGINES.names():
+        return ENGINES.get(name).Params
+    if name in SCANS.names():
+        return SCANS.get(name).Params
+    known = [*SCANS.names(), *ENGINES.names(), "run"]
     near = closest_name(name, known)
     hint = f" (did you mean '{near}'?)" if near else ""
     raise ParameterError(
@@ -153,7 +150,7 @@ def _schema_model(name):
 
 
 def _cmd_schema(args, comm):
-    from .params import describe_fields
+    from ..params import describe_fields
 
     model = _schema_model(args.name)
     rows = describe_fields(model)
@@ -218,7 +215,7 @@ def _setup_logging(args, rank):
 
 def main(argv=None) -> int:
     """Entry point of the ``ptyscan`` console script; returns the exit code."""
-    from .parallel import abort_on_error, get_comm
+    from ..parallel import abort_on_error, get_comm
 
     args = build_parser().parse_args(argv)
     comm = get_comm()

@@ -16,9 +16,9 @@ from collections.abc import Mapping
 import h5py
 import numpy as np
 
-from ptyscan.errors import PtydError
+from ..errors import PtydError
 
-__all__ = ["read_typed", "write_typed"]
+__all__ = ["read_typed", "set_type", "write_typed"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +58,11 @@ def write_typed(group, key, value):
 def _store(group, key, value):
     value = os.fspath(value) if isinstance(value, os.PathLike) else value
     if value is None:
-        return _typed(group.create_dataset(key, data=np.zeros(1)), "None")
+        return set_type(group.create_dataset(key, data=np.zeros(1)), "None")
     if isinstance(value, str):
-        return _typed(group.create_dataset(key, data=value, dtype=h5py.string_dtype()), "string")
+        return set_type(group.create_dataset(key, data=value, dtype=h5py.string_dtype()), "string")
     if isinstance(value, Mapping):
-        node = _typed(group.create_group(key), "dict")
+        node = set_type(group.create_group(key), "dict")
         for k, v in value.items():
             if not isinstance(k, str):
                 raise PtydError(f"{group.file.filename}: {node.name}: key {k!r} is not a str")
@@ -72,9 +72,9 @@ def _store(group, key, value):
         return _store_sequence(group, key, value)
     if isinstance(value, np.ndarray) and value.dtype.kind in _NUMERIC:
         gzip = {"compression": "gzip"} if value.ndim and value.size else {}
-        return _typed(group.create_dataset(key, data=value, **gzip), "array")
+        return set_type(group.create_dataset(key, data=value, **gzip), "array")
     if _is_number(value) and np.asarray(value).dtype.kind in _NUMERIC:
-        return _typed(group.create_dataset(key, data=np.asarray(value)), "scalar")
+        return set_type(group.create_dataset(key, data=np.asarray(value)), "scalar")
     raise PtydError(
         f"{group.file.filename}: cannot store {_where(group, key)}: got "
         f"{type(value).__name__}, expected dict, str, None, a number, a numeric ndarray, "
@@ -88,8 +88,8 @@ def _store_sequence(group, key, value):
         array = np.asarray(value)
         if array.dtype.kind in _NUMERIC:
             dset = group.create_dataset(key, data=array, compression="gzip")
-            return _typed(dset, "array" + kind)
-    node = _typed(group.create_group(key), kind)
+            return set_type(dset, "array" + kind)
+    node = set_type(group.create_group(key), kind)
     for i, item in enumerate(value):
         write_typed(node, f"{i:05d}", item)
     return node
@@ -103,7 +103,8 @@ def _where(group, key):
     return f"{group.name.rstrip('/')}/{key}"
 
 
-def _typed(node, kind):
+def set_type(node, kind):
+    """Give an HDF5 node ptypy's ``type`` attribute ``kind``; return the node."""
     node.attrs["type"] = kind
     return node
 

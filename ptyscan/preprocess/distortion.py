@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ScanError
+from ..errors import ScanError
 
 __all__ = ["BilinearMap", "undistort"]
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 
-from .chunk import EOS, WAIT
+from ..chunk import EOS, WAIT
 
 __all__ = ["iterate_chunks", "stream_to_end"]
 
 
-def iterate_chunks(scan, *, frames_per_chunk, poll_interval=0.2, progress=False):
+def iterate_chunks(scan, *, frames_per_chunk, poll_interval=0.2, progress=False, on_wait=None):
     """Yield every chunk of ``scan`` until EOS, sleeping ``poll_interval`` s on WAIT.
 
     A tqdm progress bar (frames, frames/s) is shown on rank 0 when ``progress``.
+    ``on_wait``: called on WAIT (on every rank alike); when it returns True (it
+    did useful work, e.g. reconstruction iterations) the scan is asked again at
+    once instead of after ``poll_interval``.
     """
     bar = None
     if progress and scan.comm.rank == 0:
@@ -25,7 +28,8 @@ def iterate_chunks(scan, *, frames_per_chunk, poll_interval=0.2, progress=False)
             if chunk is EOS:
                 return
             if chunk is WAIT:
-                time.sleep(poll_interval)
+                if on_wait is None or not on_wait():
+                    time.sleep(poll_interval)
                 continue
             if bar is not None:
                 if scan.num_frames is not None and bar.total != scan.num_frames:

@@ -9,21 +9,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .chunk import EOS, WAIT
-from .errors import PtyScanError
-from .parallel import get_comm
+from ..errors import PtyScanError, RecipeError
+from ..io.plots import save_plots
+from ..io.results import make_result, read_ptyr, write_ptyr
+from ..io.sinks import result_sinks
+from ..parallel import get_comm
 from .streaming import iterate_chunks, stream_to_end
 
-__all__ = [
-    "PrepareSummary",
-    "RunSummary",
-    "checkpoint_path",
-    "default_dfile",
-    "iterate_chunks",
-    "prepare",
-    "result_path",
-    "run_recipe",
-]
+__all__ = ["PrepareSummary", "RunSummary", "prepare", "run_recipe"]
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +36,18 @@ class PrepareSummary:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
 
-def default_dfile(recipe) -> str:
-    """``<run.output_dir>/<recipe file stem or scan name>.ptyd``."""
-    stem = recipe.scan.label or recipe.scan.name
-    if recipe.source:
-        stem = os.path.splitext(os.path.basename(recipe.source))[0]
-    return os.path.join(recipe.run.output_dir, f"{stem}.ptyd")
-
-
 def prepare(recipe, *, comm=None, **overrides) -> PrepareSummary:
     """Prepare the recipe's scan and save it as a ``.ptyd`` file.
 
     When the recipe does not set ``scan.save``, chunks are appended to
-    ``scan.dfile`` (default: :func:`default_dfile`). ``overrides`` are scan
+    :attr:`Recipe.dfile <ptyscan.recipe.Recipe.dfile>`. ``overrides`` are scan
     parameters replacing the recipe's.
     """
     comm = comm if comm is not None else get_comm()
-    p = recipe.scan
-    if p.save is None:
+    if recipe.scan.save is None:
         overrides.setdefault("save", "append")
-        overrides.setdefault("dfile", p.dfile or default_dfile(recipe))
-    scan = recipe.scan_class(p, comm=comm, **overrides)
+        overrides.setdefault("dfile", recipe.dfile)
+    scan = recipe.scan_class(recipe.scan, comm=comm, **overrides)
     start = time.perf_counter()
     frames, chunks = stream_to_end(scan, recipe.run)
     seconds = time.perf_counter() - start
@@ -95,24 +79,13 @@ class RunSummary:
     last_errors: dict
 
 
-def result_path(recipe) -> str:
-    """``<run.output_dir>/<recipe file stem or scan name>.ptyr``."""
-    return os.path.splitext(default_dfile(recipe))[0] + ".ptyr"
-
-
-def checkpoint_path(recipe) -> str:
-    return os.path.splitext(result_path(recipe))[0] + ".checkpoint.ptyr"
-
-
 class _Run:
     """State of one ``run_recipe`` call: scan, engines, frames seen, outputs."""
 
     def __init__(self, recipe, comm, snapshot):
-        from .engines_registry import get_engine
-
         self.recipe, self.comm, self.snapshot = recipe, comm, snapshot
         self.scan = recipe.make_scan(comm=comm)
-        self.classes = [get_engine(e.name) for e in recipe.engines]
+        self.classes = recipe.engine_classes
         self.engines = [self.classes[0](recipe.engines[0], backend=recipe.run.backend, comm=comm)]
         device = self.engines[0].backend.device
         self.devices = comm.allgather(-1 if device is None else device)  # GPU of each rank
@@ -128,20 +101,26 @@ class _Run:
     def stream(self):
         """Feed chunks to the first engine until EOS, iterating while frames arrive."""
         run, engine = self.recipe.run, self.engines[0]
-        stream_iters = self.snapshot is None
-        while True:
-            chunk = self.scan.auto(run.frames_per_chunk)
-            if chunk is EOS:
-                return
-            if chunk is not WAIT:
-                engine.add_views(chunk)
-                self.indices.append(chunk.all_indices)
-                self.positions.append(chunk.all_positions)
-            elif not (stream_iters and self.frames >= run.min_frames_for_recon):
-                time.sleep(run.poll_interval)
-                continue
-            if stream_iters and self.frames >= run.min_frames_for_recon:
-                self._record(engine.iterate(engine.params.numiter_contiguous), streaming=True)
+        chunks = iterate_chunks(
+            self.scan,
+            frames_per_chunk=run.frames_per_chunk,
+            poll_interval=run.poll_interval,
+            on_wait=self.iterate_while_streaming,
+        )
+        for chunk in chunks:
+            engine.add_views(chunk)
+            self.indices.append(chunk.all_indices)
+            self.positions.append(chunk.all_positions)
+            self.iterate_while_streaming()
+
+    def iterate_while_streaming(self) -> bool:
+        """``run.numiter_contiguous`` iterations of the first engine once enough frames
+        are in (not when resuming: the checkpoint's object comes first); True if it ran."""
+        run = self.recipe.run
+        if self.snapshot is not None or self.frames < run.min_frames_for_recon:
+            return False
+        self._record(self.engines[0].iterate(run.numiter_contiguous), streaming=True)
+        return True
 
     def restore(self):
         """Put the checkpoint's object, probe and progress into the engines (--resume)."""
@@ -175,7 +154,7 @@ class _Run:
                 self._record(engine.iterate(todo))
                 self.done[k] += todo
                 if every and sum(self.done) % every == 0:
-                    self.write(checkpoint_path(self.recipe), status="checkpoint")
+                    self.write(status="checkpoint")
 
     def _record(self, records, streaming=False):
         for record in records:
@@ -188,9 +167,9 @@ class _Run:
                 engine=last["engine"], fourier=f"{last['fourier']:.3g}", exit=f"{last['exit']:.3g}"
             )
 
-    def write(self, path, *, status):
-        from .results import make_result, write_ptyr
-
+    def write(self, *, status):
+        """Write the result (``status='final'``: every ``run.result_formats``) or the
+        checkpoint on rank 0; return the :class:`~ptyscan.io.results.Result`."""
         engine = self.engines[-1]
         result = make_result(
             engine=engine,
@@ -208,7 +187,13 @@ class _Run:
             devices=self.devices,
         )
         if self.comm.rank == 0:
-            write_ptyr(path, result)
+            if status == "checkpoint":
+                write_ptyr(self.recipe.checkpoint_path, result)
+            else:
+                for sink, path in result_sinks(
+                    self.recipe.run.result_formats, self.recipe.result_path
+                ):
+                    sink.write(path, result)
         return result
 
 
@@ -231,15 +216,12 @@ def run_recipe(recipe, *, comm=None, resume=False) -> RunSummary:
     written to ``run.output_dir`` on rank 0; ``run.checkpoint_every`` writes a
     checkpoint that ``resume=True`` continues from.
     """
-    from .errors import RecipeError
-    from .results import read_ptyr, save_plots
-
     comm = comm if comm is not None else get_comm()
     if not recipe.engines:
         raise RecipeError(["engines: the recipe names no engine; add e.g. engines: [{name: DM}]"])
     snapshot = None
     if resume:
-        path = checkpoint_path(recipe)
+        path = recipe.checkpoint_path
         if not os.path.exists(path):
             raise PtyScanError(f"--resume: no checkpoint {path}; set run.checkpoint_every first")
         snapshot = read_ptyr(path)
@@ -262,11 +244,11 @@ def run_recipe(recipe, *, comm=None, resume=False) -> RunSummary:
     finally:
         if job.bar is not None:
             job.bar.close()
-    out = result_path(recipe)
-    result = job.write(out, status="final")
+    out = recipe.result_path
+    result = job.write(status="final")
     if comm.rank == 0:
-        if os.path.exists(checkpoint_path(recipe)):
-            os.remove(checkpoint_path(recipe))
+        if os.path.exists(recipe.checkpoint_path):
+            os.remove(recipe.checkpoint_path)
         if recipe.run.plot:
             save_plots(result, out)
     last = {k: v for k, v in (job.history[-1] if job.history else {}).items()}

@@ -25,12 +25,16 @@ import logging
 import os
 import time
 
+import h5py
 import numpy as np
 
-from ptyscan.errors import ScanError
-from ptyscan.parallel import get_comm
-from ptyscan.scan_support import collective
-from ptyscan.streaming import stream_to_end
+from .._version import __version__
+from ..errors import ScanError
+from ..io.atomic import atomic_path
+from ..io.plots import plot_object, plot_probe, pyplot
+from ..parallel import get_comm
+from ..scan_support import collective
+from .streaming import stream_to_end
 
 __all__ = ["simulate_recipe", "truth_path", "write_truth"]
 
@@ -42,16 +46,6 @@ def truth_path(dfile):
     return os.path.splitext(os.fspath(dfile))[0] + ".truth.h5"
 
 
-def _dfile(recipe):
-    """``scan.dfile``, else ``<run.output_dir>/<recipe stem or scan name>.ptyd``."""
-    if recipe.scan.dfile:
-        return recipe.scan.dfile
-    stem = recipe.scan.label or recipe.scan.name
-    if recipe.source:
-        stem = os.path.splitext(os.path.basename(recipe.source))[0]
-    return os.path.join(recipe.run.output_dir, f"{stem}.ptyd")
-
-
 def _modes(array):
     arr = np.asarray(array)
     return arr[None] if arr.ndim == 2 else arr
@@ -59,11 +53,6 @@ def _modes(array):
 
 def write_truth(path, scan, *, recipe_yaml=""):
     """Write the truth of an initialised simulated ``scan`` to ``path`` atomically."""
-    import h5py
-
-    from ptyscan import __version__
-    from ptyscan.atomic import atomic_path
-
     positions_m = getattr(scan, "true_positions_m", None)
     if positions_m is None:  # MoonFlower: positions are on the pixel grid already
         positions_m = scan.positions
@@ -89,8 +78,6 @@ def write_truth(path, scan, *, recipe_yaml=""):
 
 def plot_truth(truth, scan) -> list:
     """PNGs of the true object, probe modes, positions and first frame next to ``truth``."""
-    from ..results import plot_object, plot_probe, pyplot
-
     plt = pyplot()
     stem = str(truth).removesuffix(".h5")
     names = [f"{stem}_object.png", f"{stem}_probe.png", f"{stem}_scan.png"]
@@ -131,7 +118,7 @@ def simulate_recipe(recipe, *, comm=None) -> dict:
         ``pictures`` (PNG paths written when the scan's ``plot`` is True).
     """
     comm = comm if comm is not None else get_comm()
-    dfile = _dfile(recipe)
+    dfile = recipe.dfile
     scan = recipe.scan_class(
         recipe.scan, comm=comm, save=recipe.scan.save or "append", dfile=dfile
     )

@@ -1,0 +1,149 @@
+"""The engines' parameter models: what an ``engines:`` item of a recipe may hold.
+
+:class:`EngineParams` are the keys every engine shares (ptypy's names and
+defaults where ptypy has them); each engine's model adds its own. The recipe
+validates every ``engines:`` item against the model of the engine it names
+(``ptyscan schema DM`` lists them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from ..params import ParamsModel
+
+__all__ = ["DMParams", "EngineParams", "MLParams"]
+
+
+def _optional_array(value):
+    """None, or a (sy, sx) / (K, sy, sx) numeric array as complex128."""
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
+        raise ValueError(f"must be a numeric (sy, sx) or (K, sy, sx) array, got shape {arr.shape}")
+    return arr.astype(np.complex128)
+
+
+class EngineParams(ParamsModel):
+    """Parameters every engine shares (ptypy's names and defaults where ptypy has them)."""
+
+    name: str = "Engine"
+    """Engine name, as registered in the ``ptyscan.engines`` entry-point group."""
+    numiter: int = Field(20, ge=0)
+    """Total number of iterations."""
+    probe_support: float | None = Field(0.7, gt=0)
+    """Probe support: a centred disc of this fraction of the frame area (π r² = f·sy·sx);
+    None for no support."""
+    probe_update_start: int = Field(2, ge=0)
+    """Iterations (of this engine) before the probe is updated."""
+    precision: Literal["single", "double"] = "single"
+    """complex64/float32 ('single') or complex128/float64 working arrays (used when the
+    engine makes its own backend)."""
+    block_size: int | None = Field(None, ge=1)
+    """Views processed together (bounds memory); None: about 1 MB of complex waves per
+    FFT thread per block on NumPy (cache-sized), 512 MB on CuPy."""
+    data_residency: Literal["auto", "device", "host"] = "auto"
+    """Where each chunk's measured data, masks and (DM) exit waves live. 'device': on the
+    device, moved there once per chunk. 'host': in host memory (page-locked on CuPy);
+    every pass copies each block of ``block_size`` views to the device (the next block's
+    copy overlapping the current block's work, on a second CUDA stream) and writes back
+    what it changes; per-view arrays the engine derives (amplitudes, weights, far fields)
+    are recomputed per block, so the device holds only a few blocks and a scan larger
+    than its memory runs. 'auto': 'device' for a chunk while the arrays the engine keeps
+    per view, for all chunks so far, fit in half the free device memory, else 'host' for
+    that chunk; always 'device' on NumPy. The results do not depend on it (DM: to
+    rounding, as it recomputes the far fields of streamed exit waves; ML: exactly)."""
+    probe_model: Literal["aperture", "focused"] = "aperture"
+    """Initial probe when ``probe`` is None: 'aperture' (flat disc) or 'focused'
+    (back-propagated square root of the mean frame). Scaled to the mean frame power."""
+    probe_size: float = Field(0.5, gt=0, le=1)
+    """'aperture' disc diameter as a fraction of the frame side."""
+    probe_defocus_m: float = 0.0
+    """'focused', far field: distance in metres from the focus to the sample (negative:
+    upstream), applied as the Fresnel phase -π λ Δz |f|² on the mean frame's amplitude."""
+    probe: Any = Field(None, exclude=True)
+    """Initial probe array (sy, sx) or (K, sy, sx), e.g. from an earlier result; kept at
+    its own power. None: from ``probe_model``. (Python only: left out of dumped recipes.)"""
+    probe_modes: int = Field(1, ge=1)
+    """K, incoherent probe modes (extra modes start as orthogonal perturbations)."""
+    probe_mode_powers: list[float] | None = None
+    """Relative power of each probe mode (K numbers, normalised); None: 5 % per extra mode."""
+    start_from: str | None = None
+    """A .ptyr result to start from: its probe (unless ``probe`` is given) and, where it
+    overlaps this scan, its object (same sample pixel size required)."""
+    object_modes: int = Field(1, ge=1)
+    """M, incoherent object modes."""
+    object_margin_px: int = Field(4, ge=0)
+    """Object pixels added around the scanned area on each side."""
+
+    @field_validator("probe", mode="before")
+    @classmethod
+    def _probe_array(cls, value):
+        return _optional_array(value)
+
+
+class DMParams(EngineParams):
+    """Parameters of :class:`~ptyscan.engines.dm.DM` (ptypy 0.9 names and defaults)."""
+
+    name: str = "DM"
+    alpha: float = Field(1.0, ge=0)
+    """Mix between Difference Map (1) and Alternating Projections (0)."""
+    update_object_first: bool = True
+    """Update the object before the probe in the overlap loop."""
+    overlap_converge_factor: float = Field(0.05, ge=0)
+    """Leave the overlap loop once the relative probe change is below this."""
+    overlap_max_iterations: int = Field(10, ge=1)
+    """Most object/probe rounds per overlap update."""
+    probe_inertia: float = Field(1e-9, ge=0)
+    """Weight of the current probe in its update (times frames × object modes)."""
+    object_inertia: float = Field(1e-4, ge=0)
+    """Weight of the current object in its update (times the mean photons per pixel)."""
+    fourier_relax_factor: float = Field(0.05, ge=0)
+    """Power bound 0.25 × factor² × (maximum frame photons / pixels); 0: strict projection."""
+    obj_smooth_std: float | None = Field(None, gt=0)
+    """Gaussian smoothing (sigma, object pixels) of the inertia term; None: off."""
+    clip_object: tuple[float, float] | None = None
+    """Clip the object amplitude into [min, max] after each update; None: off."""
+    compute_log_likelihood: bool = True
+    """Compute the 'photons' error (one more FFT per view and mode)."""
+
+    @field_validator("clip_object")
+    @classmethod
+    def _ordered(cls, value):
+        if value is not None and not (0 <= value[0] <= value[1]):
+            raise ValueError(f"must be (min, max) with 0 <= min <= max, got {value}")
+        return value
+
+
+class MLParams(EngineParams):
+    """Parameters of :class:`~ptyscan.engines.ml.ML` (ptypy 0.9 names and defaults)."""
+
+    name: str = "ML"
+    ML_type: Literal["gaussian", "poisson", "euclid"] = "gaussian"
+    """Likelihood model: 'gaussian', 'poisson' or 'euclid'."""
+    floating_intensities: bool = False
+    """Fit one intensity factor per frame (incident-flux fluctuations)."""
+    intensity_renormalization: float = Field(1.0, gt=0)
+    """Factor turning the intensities into Poisson counts."""
+    reg_del2: bool = False
+    """Use the squared-gradient (Gaussian smoothness) prior on the object."""
+    reg_del2_amplitude: float = Field(0.01, ge=0)
+    """Amplitude of that prior (rescaled as ptypy: × frames·pixels·photons / (8 · object pixels²))."""
+    smooth_gradient: float = Field(0.0, ge=0)
+    """Sigma (object pixels) of the Gaussian smoothing preconditioner; 0: off."""
+    smooth_gradient_decay: float = Field(0.0, ge=0, lt=1)
+    """Sigma shrinks by (1 - decay) every iteration."""
+    scale_precond: bool = False
+    """Balance probe and object gradients (faster for weakly scattering samples)."""
+    scale_probe_object: float = Field(1.0, gt=0)
+    """Relative scale of probe to object steps."""
+    poly_line_coeffs: Literal["quadratic", "all"] = "quadratic"
+    """Line search polynomial: 'quadratic' (Newton step) or 'all' (see the module notes)."""
+    cache_farfield: bool = True
+    """Keep each iteration's far fields for the line search (one FFT less per view and
+    mode, memory of two more exit-wave arrays). Device-resident views only: streamed
+    ones ('host' residency) recompute them, which costs less than streaming them."""
