@@ -100,6 +100,9 @@ def scan_rate(cls, path, *, crop, chunk, mode, workers):
         positions={"slow_key": "entry/y", "fast_key": "entry/x"},
         shape=crop,
         center=(size // 2, size // 2),
+        energy=8.0,
+        distance=5.0,
+        psize=75e-6,
         **kw,
     )
     start = time.perf_counter()

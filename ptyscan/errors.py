@@ -13,6 +13,7 @@ import difflib
 __all__ = [
     "BackendError",
     "ParameterError",
+    "PeerError",
     "PtyScanError",
     "PtydError",
     "RecipeError",
@@ -68,6 +69,10 @@ class ParameterError(PtyScanError, ValueError):
 
 class ScanError(PtyScanError, RuntimeError):
     """A scan cannot deliver data (missing files, inconsistent frames, ...)."""
+
+
+class PeerError(ScanError):
+    """Another MPI rank failed in a step all ranks take together; that rank reports why."""
 
 
 class PtydError(PtyScanError, OSError):

@@ -24,6 +24,7 @@ __all__ = [
     "centred_coordinates_px",
     "check_object_extent",
     "check_sample_pixel",
+    "electron_energy_kev",
     "electron_wavelength_m",
     "farfield_sample_pixel_m",
     "frame_shape",
@@ -126,6 +127,15 @@ def electron_wavelength_m(energy_kev):
         "energy_kev", energy_kev, hint="Electron kinetic energy in keV, e.g. 300 for 300 kV."
     )
     return HC_KEV_M / np.sqrt((2.0 * ELECTRON_REST_ENERGY_KEV + energy) * energy)
+
+
+def electron_energy_kev(wavelength_m):
+    """Electron kinetic energy (keV, the accelerating voltage in kV) of a wavelength:
+    the inverse of :func:`electron_wavelength_m`, ``sqrt((hc/λ)² + (m0c²)²) - m0c²``."""
+    wavelength = _positive("wavelength_m", wavelength_m, hint="Wavelength in metres.")
+    momentum_kev = HC_KEV_M / wavelength
+    rest = ELECTRON_REST_ENERGY_KEV
+    return momentum_kev**2 / (np.sqrt(momentum_kev**2 + rest**2) + rest)
 
 
 def farfield_sample_pixel_m(*, energy_kev=None, distance_m, shape, psize_m, wavelength_m=None):

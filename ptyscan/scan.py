@@ -29,8 +29,11 @@ from .scan_support import (
     ChunkSaver,
     agree_frame_shapes,
     check_hook_output,
+    check_scan_geometry,
     collective,
+    geometry_value,
     mean_frame,
+    scan_positions,
     scatter_loaded,
     share_common,
     stack_frames,
@@ -64,6 +67,7 @@ class PtyScan:
 
     Params: ClassVar[type[PtyScanParams]] = PtyScanParams
     DEFAULT: ClassVar[dict]
+    RADIATION: ClassVar[str] = "xray"  # 'xray', 'electron' or 'visible': plausible energies
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -94,7 +98,13 @@ class PtyScan:
         self._frames_delivered = 0
         self._totals = np.zeros(self.comm.size, np.int64)
         self._mask_cache = None
+        self.geometry = None  # a plausibility.Geometry once initialised
         self._saver = None if self.info.save is None else ChunkSaver(self)
+
+    @property
+    def radiation(self) -> str:
+        """'electron' (``electron_data`` set), else the class's :attr:`RADIATION`."""
+        return "electron" if getattr(self.info, "electron_data", False) else self.RADIATION
 
     @property
     def params(self) -> PtyScanParams:
@@ -164,16 +174,13 @@ class PtyScan:
         self.weight2d = shared["weight2d"]
         self.num_frames = shared["num_frames"]
         self._set_positions(shared["positions"])
+        self.geometry = check_scan_geometry(self)
         collective(self.comm, self.post_initialize)
         self.is_initialized = True
         if self.comm.rank == 0:
-            log.info(
-                "%s initialised: %s frames, %d rank(s), seed %d",
-                type(self).__name__,
-                "unknown" if self.num_frames is None else self.num_frames,
-                self.comm.size,
-                self.seed,
-            )
+            frames = "unknown" if self.num_frames is None else self.num_frames
+            done = "%s initialised: %s frames, %d rank(s), seed %d"
+            log.info(done, type(self).__name__, frames, self.comm.size, self.seed)
 
     def _load_shared(self):
         common = self.load_common()
@@ -190,22 +197,10 @@ class PtyScan:
         }
 
     def _set_positions(self, positions):
-        if positions is None or len(positions) == 0:
-            return
-        pos = np.asarray(positions, dtype=np.float64)
-        if pos.ndim != 2 or pos.shape[1] != 2:
-            raise ScanError(
-                f"{type(self).__name__}.load_positions: must return an (N, 2) array in "
-                f"metres (slow, fast), got shape {pos.shape}"
-            )
         theory = self.info.positions_theory is not None
-        if self.num_frames is None or theory:
-            self.num_frames = len(pos)
-        elif len(pos) < self.num_frames:
-            lowered = "only %d positions for num_frames=%d: num_frames lowered to %d"
-            log.warning(lowered, len(pos), self.num_frames, len(pos))
-            self.num_frames = len(pos)
-        self.positions = pos[: self.num_frames]
+        pos, self.num_frames = scan_positions(self, positions, theory=theory)
+        if pos is not None:
+            self.positions = pos
 
     def auto(self, frames):
         """Next chunk of at most ``frames`` frames, or ``WAIT`` / ``EOS``; saves if asked."""
@@ -415,7 +410,7 @@ class PtyScan:
         """Derived facts (final shape, psize, centre, ...) as known now."""
         p, rec = self.info, self.recorded_meta
         flags = preprocess.orientation_flags(p.orientation)
-        psize = tuple(float(v) for v in np.broadcast_to(rec.get("psize", p.psize), (2,)))
+        psize = tuple(float(v) for v in np.broadcast_to(geometry_value(self, "psize"), (2,)))
         crop = p.shape if p.shape is not None else self._raw_shape or (0, 0)
         shape = tuple(int(s) // p.rebin for s in crop)
         if flags[0]:
@@ -423,8 +418,8 @@ class PtyScan:
         return ScanMeta(
             shape=shape,
             psize=(psize[0] * p.rebin, psize[1] * p.rebin),
-            energy=float(rec.get("energy", p.energy)),
-            distance=float(rec.get("distance", p.distance)),
+            energy=float(geometry_value(self, "energy")),
+            distance=float(geometry_value(self, "distance")),
             center=self._center,
             num_frames=self.num_frames,
             propagation=rec.get("propagation", p.propagation),

@@ -11,17 +11,21 @@ import os
 
 import numpy as np
 
-from .errors import ScanError
+from .errors import ParameterError, PeerError, ScanError
 from .io.h5frames import Deflated, deflate_frames, uniform_value
 from .io.sinks import prepared_sink_class
 from .parallel import thread_count
+from .plausibility import check_geometry, describe_geometry, make_geometry
 
 __all__ = [
     "ChunkSaver",
     "agree_frame_shapes",
     "check_hook_output",
+    "check_scan_geometry",
     "collective",
+    "geometry_value",
     "mean_frame",
+    "scan_positions",
     "scatter_loaded",
     "share_common",
     "stack_frames",
@@ -34,7 +38,8 @@ def collective(comm, fn, *, root_only=False, idle=False):
     """Run ``fn`` on every rank (or rank 0 only) and make all ranks agree on failure.
 
     With several ranks, a rank whose ``fn`` raised re-raises its exception and
-    every other rank raises :class:`ScanError` naming that rank and message, so
+    every other rank raises :class:`~ptyscan.errors.PeerError` (a ScanError) naming
+    that rank and message, so
     no rank is left waiting in a later collective. Returns ``fn()``'s result
     (None on ranks that did not run it). ``idle=True``: ranks that finish first
     wait without spinning (:meth:`~ptyscan.parallel.MPIComm.idle_barrier`), for a
@@ -56,8 +61,75 @@ def collective(comm, fn, *, root_only=False, idle=False):
         raise error
     if failed:
         rank, msg = failed[0]
-        raise ScanError(f"rank {rank} failed: {msg}")
+        raise PeerError(f"rank {rank} failed: {msg}")
     return result
+
+
+_EXPECTED = {
+    "energy": "the photon energy in keV, e.g. energy: 8.7",
+    "distance": "the sample-detector distance in metres, e.g. distance: 5.2",
+    "psize": "the detector pixel size in metres, e.g. psize: 75.0e-6",
+}
+
+
+def geometry_value(scan, key):
+    """``scan``'s energy, distance or psize: recorded by its hooks (from the files), else
+    the parameter; a ParameterError naming the key when neither exists (real-data
+    scans have no invented defaults)."""
+    value = scan.recorded_meta.get(key, getattr(scan.info, key))
+    if value is None:
+        expected = _EXPECTED[key]
+        if key == "energy" and getattr(scan.info, "electron_data", False):
+            expected = "the electron energy in keV (kV), e.g. energy: 300"
+        raise ParameterError(
+            f"scan.{key}: not given in the recipe and not recorded in the files of "
+            f"{type(scan).__name__}; expected {expected}"
+        )
+    return value
+
+
+def check_scan_geometry(scan):
+    """Check the geometry of an initialised ``scan`` before its frames are loaded
+    (:func:`ptyscan.plausibility.check_geometry`; collective) and log it on rank 0.
+
+    Returns the :class:`~ptyscan.plausibility.Geometry`.
+    """
+
+    def check():
+        geometry = make_geometry(scan.meta, scan.positions, radiation=scan.radiation)
+        check_geometry(geometry)
+        return geometry
+
+    geometry = collective(scan.comm, check, root_only=True)
+    geometry = scan.comm.bcast(geometry)
+    if scan.comm.rank == 0:
+        log.info("%s", describe_geometry(geometry))
+    return geometry
+
+
+def scan_positions(scan, positions, *, theory):
+    """``(positions, num_frames)`` from what ``load_positions`` (or ``positions_theory``)
+    gave: (N, 2) float64 metres cut to ``num_frames``, or (None, num_frames) for none.
+
+    ``num_frames`` becomes N when it was None or the positions are theory, and is
+    lowered (with a warning) when there are fewer positions than frames.
+    """
+    num_frames = scan.num_frames
+    if positions is None or len(positions) == 0:
+        return None, num_frames
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 2:
+        raise ScanError(
+            f"{type(scan).__name__}.load_positions: must return an (N, 2) array in "
+            f"metres (slow, fast), got shape {pos.shape}"
+        )
+    if num_frames is None or theory:
+        num_frames = len(pos)
+    elif len(pos) < num_frames:
+        lowered = "only %d positions for num_frames=%d: num_frames lowered to %d"
+        log.warning(lowered, len(pos), num_frames, len(pos))
+        num_frames = len(pos)
+    return pos[:num_frames], num_frames
 
 
 _HOOK_OUTPUTS = {"load": ("raw", "positions", "weights"), "correct": ("data", "weights")}

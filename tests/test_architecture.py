@@ -14,7 +14,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ptyscan"
 
 FLOORS = [
     ("ptyscan._version", "ptyscan._env", "ptyscan.errors", "ptyscan.registry"),
-    ("ptyscan.parallel", "ptyscan.geometry", "ptyscan.io", "ptyscan.preprocess"),
+    (
+        "ptyscan.parallel",
+        "ptyscan.geometry",
+        "ptyscan.plausibility",
+        "ptyscan.io",
+        "ptyscan.preprocess",
+    ),
     ("ptyscan.backend", "ptyscan.chunk", "ptyscan.params"),
     ("ptyscan.scan_params", "ptyscan.recipe", "ptyscan.propagation"),
     ("ptyscan.scan", "ptyscan.scan_support"),

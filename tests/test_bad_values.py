@@ -109,8 +109,8 @@ def test_absurd_sizes_are_refused_with_the_key(name, kwargs, match):
 @pytest.mark.parametrize(
     ("name", "kwargs", "match"),
     [
-        # 1 m detector pixels: a sample pixel of 2e-10 m, an object of 7e5 × 7e5 pixels
-        ("SimScan", {"psize": 1.0}, r"the simulated object would be \d+×\d+ pixels"),
+        # 1 m detector pixels (a sample pixel of 2e-10 m): caught as a unit slip first
+        ("SimScan", {"psize": 1.0}, r"scan\.psize: 1 m is outside 1e-07–0\.01 m .* in µm\?"),
         ("SimScan", {"psize": 1e30}, r"the sample pixel would be .* m; expected between 1e-14"),
         ("MoonFlowerScan", {"density": 10, "num_frames": 400_000}, r"object would be \d+×\d+"),
     ],

@@ -57,6 +57,7 @@ def _id16a(tmp_path, **kw):
             EdfImage(data=np.full((16, 16), 5000 + k, np.uint16)).write(
                 str(folder / f"ref_{k}.edf")
             )
+    kw = {"energy": 7.2, "distance": 7.19, "psize": 3e-6, **kw}  # no defaults: the recipe's
     return get_scan("ID16AScan")(
         base_path=str(folder), sample_name="cell", shape=16, flat_division=True, **kw
     )
@@ -130,6 +131,7 @@ def _hdf5_file(tmp_path):
 
 
 def _hdf5(name, tmp_path, **kw):
+    kw = {"energy": 7.2, "distance": 7.19, "psize": 172e-6, **kw}  # no defaults: the recipe's
     return get_scan(name)(
         intensities={"file": _hdf5_file(tmp_path), "key": "entry/data"},
         positions={"slow_key": "entry/y", "fast_key": "entry/x"},

@@ -6,11 +6,19 @@ group whose ``key`` is None is not used; a ``file`` left None means ``intensitie
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 
-from ..params import OptionalShape2, ParamsModel, PositiveFloat, is_int, short_repr
+from ..params import (
+    OptionalPair,
+    OptionalPositiveFloat,
+    OptionalShape2,
+    ParamsModel,
+    PositiveFloat,
+    is_int,
+    short_repr,
+)
 from ..scan_params import PtyScanParams
 
 __all__ = [
@@ -157,6 +165,13 @@ class Hdf5LoaderParams(PtyScanParams):
     """Parameters of :class:`~ptyscan.scans.hdf5_loader.Hdf5Loader`."""
 
     name: str = "Hdf5Loader"
+    energy: OptionalPositiveFloat = None
+    """Photon energy in keV (electron energy with ``electron_data``); None: from
+    ``recorded_energy``. One of the two is required."""
+    distance: OptionalPositiveFloat = None
+    """Sample-detector distance in metres; None: from ``recorded_distance`` (required)."""
+    psize: OptionalPair = None
+    """Detector pixel size in metres; None: from ``recorded_psize`` (required)."""
     shape: OptionalShape2 = None
     """Frame shape (ny, nx) cropped/padded around the centre; None: the whole (padded)
     frame. With an explicit centre, only this region is read from disk."""
@@ -190,6 +205,9 @@ class Hdf5LoaderParams(PtyScanParams):
     electron_data: bool = False
     """The energy (parameter or recorded) is an electron energy in keV; meta gets the photon
     energy of the same (relativistic) wavelength."""
+    count_mismatch: Literal["truncate", "error"] = "truncate"
+    """Frames and 1-D positions of different lengths (a scan stopped early): 'truncate'
+    uses the first min(frames, positions) with a warning (as ptypy); 'error' refuses."""
     live: bool = False
     """Read files still being written (HDF5 SWMR): frames are delivered as they arrive."""
     live_key: str | None = None

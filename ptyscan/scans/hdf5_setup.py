@@ -148,8 +148,32 @@ def _layout(p, files, data, slow, fast, outer):
             shapes.append(values[-1].shape)
     if p.live:
         lead = _expected(data, p)[:-2]
-    layout = detect_layout(tuple(lead), *shapes)
+    try:
+        layout = detect_layout(tuple(lead), *shapes)
+    except ScanError:
+        if p.live:
+            raise
+        lead, values = _common_count(p, tuple(lead), values)
+        layout = detect_layout(lead, *(v.shape for v in values))
     return layout, (None if p.live else values)
+
+
+def _common_count(p, lead, axes):
+    """A scan stopped early: frames and 1-D positions of lengths no layout matches.
+
+    Keeps the first min(frames, positions) with a one-line warning (ptypy's choice),
+    or raises with ``count_mismatch: error``. Other layouts are left as they are.
+    """
+    if len(lead) != 1 or any(a.ndim != 1 for a in axes) or len(axes[0]) != len(axes[1]):
+        return lead, axes
+    n = min(lead[0], len(axes[0]))
+    what = f"Hdf5Loader: {lead[0]} frames but {len(axes[0])} positions"
+    if p.count_mismatch == "error":
+        raise ScanError(
+            f"{what} (count_mismatch: error); set count_mismatch: truncate to use the first {n}"
+        )
+    log.warning("%s: using the first %d (a scan stopped early?)", what, n)
+    return (n,), [a[:n] for a in axes]
 
 
 def _per_point(files, refs, group, layout, outer):
@@ -245,7 +269,8 @@ def _recorded(p, files, refs, outer):
         )
     if p.electron_data:
         energy = out.get("energy", p.energy)
-        out["energy"] = float(photon_energy_kev(electron_wavelength_m(energy)))
+        if energy is not None:  # else PtyScan.meta names the missing key
+            out["energy"] = float(photon_energy_kev(electron_wavelength_m(energy)))
     return out
 
 

@@ -37,7 +37,13 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from .. import preprocess
 from ..errors import RecipeError, ScanError
-from ..params import OptionalShape2, ParamsModel, PositiveFloat, check_finite_nonzero
+from ..params import (
+    OptionalPair,
+    OptionalPositiveFloat,
+    OptionalShape2,
+    ParamsModel,
+    check_finite_nonzero,
+)
 from ..preprocess.distortion import BilinearMap, undistort
 from ..scan import PtyScan
 from ..scan_params import Orientation, PtyScanParams
@@ -90,10 +96,12 @@ class ID16AParams(PtyScanParams):
     """detector, use_bpm5_ct, pad_crop (see :class:`ID16ARecipe`)."""
     auto_center: bool | None = False
     orientation: Orientation = (False, True, False)
-    distance: PositiveFloat = 7.19
-    """Focus-to-detector distance in metres."""
-    energy: PositiveFloat = 7.2
-    """Photon energy in keV."""
+    psize: OptionalPair = None
+    """Effective (sample-plane) detector pixel size in metres; required (no default)."""
+    distance: OptionalPositiveFloat = None
+    """Focus-to-detector distance in metres; required (no default)."""
+    energy: OptionalPositiveFloat = None
+    """Photon energy in keV; required (no default)."""
     propagation: Literal["farfield", "nearfield"] = "nearfield"
     """Near-field ptychography ('farfield' only to experiment)."""
 

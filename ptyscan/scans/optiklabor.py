@@ -237,6 +237,7 @@ class FliSpecScanMultexp(PtyScan):
     """Optics-lab FLI CCD scans with several exposures per point, positions from SPEC."""
 
     Params = FliSpecParams
+    RADIATION = "visible"  # optics-laboratory lasers and LEDs
 
     def __init__(self, pars=None, *, comm=None, **kwargs):
         super().__init__(pars, comm=comm, **kwargs)

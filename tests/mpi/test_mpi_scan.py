@@ -24,7 +24,7 @@ from mpi_helpers import (
 )
 
 from ptyscan import EOS
-from ptyscan.errors import ScanError
+from ptyscan.errors import PeerError, ScanError
 from ptyscan.io import ptyd_chunk_ids, read_chunk
 from ptyscan.parallel import SerialComm, assign_frames
 from ptyscan.scans.moonflower import MoonFlowerScan
@@ -224,7 +224,7 @@ def test_hook_error_reaches_every_rank(comm, hook, mode, rank):
     if comm.rank == failing:
         assert info.type is RuntimeError
     else:
-        assert info.type is ScanError and f"rank {failing} failed" in str(info.value)
+        assert info.type is PeerError and f"rank {failing} failed" in str(info.value)
     comm.barrier()
 
 
@@ -266,7 +266,7 @@ def test_bad_load_output_on_one_rank_is_an_error_everywhere(comm, fault, mode, r
     if match is not None:
         assert info.match(match)
     if comm.rank != failing and match != "(?i)weight":
-        assert info.type is ScanError and f"rank {failing} failed" in str(info.value)
+        assert info.type is PeerError and f"rank {failing} failed" in str(info.value)
     comm.barrier()
 
 

@@ -20,6 +20,8 @@ from ptyscan.scans.hdf5_loader import Hdf5Loader
 
 A, B, M, N = 3, 4, 10, 12  # scan grid (slow, fast) and frame shape
 
+GEOMETRY = {"energy": 7.2, "distance": 7.19, "psize": 172e-6}  # a real scan names them
+
 LAYOUTS = ("mapped raster", "arbitrary", "unmapped raster", "meshed", "meshed unmapped")
 
 
@@ -64,6 +66,7 @@ def make(path, cls=Hdf5Loader, **kw):
     pars = {
         "intensities": {"file": path, "key": "entry/data"},
         "positions": {"slow_key": "entry/y", "fast_key": "entry/x"},
+        **GEOMETRY,
     }
     for key, value in kw.items():
         if isinstance(value, dict) and isinstance(pars.get(key), dict):
@@ -432,3 +435,29 @@ def test_setup_is_logged(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="ptyscan.scans.hdf5_setup"):
         make(path).initialize()
     assert "meshed unmapped scan" in caplog.text and "grid (3, 4)" in caplog.text
+
+
+@pytest.mark.parametrize(("n_frames", "n_positions"), [(12, 10), (10, 12)])
+def test_a_scan_stopped_early_uses_the_common_frames(tmp_path, caplog, n_frames, n_positions):
+    """Frames and positions of different counts (arbitrary trajectory): ptypy uses the
+    first min of both; a one-line warning names both counts; count_mismatch: error refuses."""
+    rng = np.random.default_rng(5)
+    frames = rng.poisson(20.0, (n_frames, M, N)).astype(np.uint16)
+    y, x = np.arange(n_positions) * 1e-6, np.arange(n_positions) * 2e-6
+    path = write(tmp_path / "short.h5", entry__data=frames, entry__y=y, entry__x=x)
+    with caplog.at_level(logging.WARNING, logger="ptyscan.scans.hdf5_setup"):
+        indices, data, _, pos, _ = collect(make(path))
+    n = min(n_frames, n_positions)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Hdf5Loader: {n_frames} frames but {n_positions} positions: using the first {n} "
+        "(a scan stopped early?)"
+    ]
+    np.testing.assert_array_equal(indices, np.arange(n))
+    np.testing.assert_array_equal(data, frames[:n].astype(np.float32))
+    np.testing.assert_allclose(pos, np.stack([y, x], 1)[:n])
+    with pytest.raises(ScanError) as err:
+        collect(make(path, count_mismatch="error"))
+    assert str(err.value) == (
+        f"Hdf5Loader: {n_frames} frames but {n_positions} positions (count_mismatch: error); "
+        f"set count_mismatch: truncate to use the first {n}"
+    )

@@ -51,6 +51,9 @@ def live_scan(path, cls=Hdf5Loader, **kw):
         "positions": {"slow_key": "entry/y", "fast_key": "entry/x"},
         "live": True,
         "live_timeout": 20.0,
+        "energy": 7.2,
+        "distance": 7.19,
+        "psize": 172e-6,
     }
     return cls({**pars, **kw})
 

@@ -12,6 +12,8 @@ from ptyscan.scans.id16a import ID16AScan, undistort
 
 SHAPE = (12, 16)
 
+GEOMETRY = {"energy": 7.2, "distance": 7.19, "psize": 3e-6}  # ID16A has no defaults for these
+
 
 def write_edf(path, data, motors=None, counters=None):
     header = {}
@@ -66,7 +68,12 @@ def plain(folder, **kw):
     """Identity geometry: frames come out as corrected (no crop, no flip)."""
     kw.setdefault("shape", SHAPE)
     return ID16AScan(
-        base_path=str(folder), sample_name="cell", orientation=None, center="fftshift", **kw
+        **GEOMETRY,
+        base_path=str(folder),
+        sample_name="cell",
+        orientation=None,
+        center="fftshift",
+        **kw,
     )
 
 
@@ -118,7 +125,7 @@ def test_raw_frames_and_positions_from_edf_headers(tmp_path):
 
 def test_default_orientation_flips_rows(tmp_path):
     raw, *_ = write_scan(tmp_path / "d", n=3)
-    scan = ID16AScan(base_path=str(tmp_path / "d"), sample_name="cell", shape=SHAPE)
+    scan = ID16AScan(**GEOMETRY, base_path=str(tmp_path / "d"), sample_name="cell", shape=SHAPE)
     assert scan.info.orientation == 2 and scan.info.auto_center is False
     data, *_ = collect(scan)
     np.testing.assert_array_equal(data, raw[:, ::-1, :].astype(np.float32))
@@ -272,13 +279,13 @@ def test_bpm5_non_positive_readings_are_interpolated(tmp_path):
 def test_errors_are_clear(tmp_path):
     write_scan(tmp_path / "d", n=2)
     with pytest.raises(RecipeError, match=r"scan.base_path: required for ID16AScan"):
-        ID16AScan(sample_name="cell")
+        ID16AScan(**GEOMETRY, sample_name="cell")
     with pytest.raises(RecipeError, match=r"scan.distortion_v_file: must be given together"):
-        ID16AScan(base_path=".", sample_name="x", distortion_h_file="dh.edf")
+        ID16AScan(**GEOMETRY, base_path=".", sample_name="x", distortion_h_file="dh.edf")
     with pytest.raises(RecipeError, match=r"scan.recipe.detectr: unknown key \(did you mean"):
-        ID16AScan(base_path=".", sample_name="x", recipe={"detectr": "frelon"})
+        ID16AScan(**GEOMETRY, base_path=".", sample_name="x", recipe={"detectr": "frelon"})
     with pytest.raises(ScanError, match=r"no frames nothing\*.edf/.h5 in"):
-        ID16AScan(base_path=str(tmp_path / "d"), sample_name="nothing").initialize()
+        ID16AScan(**GEOMETRY, base_path=str(tmp_path / "d"), sample_name="nothing").initialize()
     with pytest.raises(ScanError, match=r"header has no motor 'spx' \(scan.motors\)"):
         plain(tmp_path / "d", motors=["spx", "spz"]).initialize()
     for name in ("dark_0000.edf", "dark_0001.edf"):
