@@ -421,7 +421,8 @@ def abort_job(comm, message: str, *, code: int = 1, grace_s: float = 0.5) -> Non
     Without the short grace period the launcher may kill the job before this
     rank's last output reaches the terminal, and the user sees no reason.
     """
-    sys.stderr.write(message if message.endswith("\n") else message + "\n")
+    if message:
+        sys.stderr.write(message if message.endswith("\n") else message + "\n")
     sys.stderr.flush()
     sys.stdout.flush()
     time.sleep(grace_s)

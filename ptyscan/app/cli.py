@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import logging
 import os
 import sys
 import textwrap
 
 from .._version import __version__
-from ..errors import ParameterError, PtyScanError, closest_name
+from ..errors import ParameterError, PeerError, PtyScanError, RecipeError, closest_name
 from ..registry import ENGINES, SCANS
 
 __all__ = ["build_parser", "main"]
@@ -68,7 +69,7 @@ def _cmd_run(args, comm):
         errors = ", ".join(
             f"{k} {summary.last_errors[k]:.4g}"
             for k in ("fourier", "photons", "exit")
-            if k in summary.last_errors
+            if summary.last_errors.get(k)  # ML has no exit waves: no exit error
         )
         print(
             f"reconstructed {summary.frames} frames, {summary.iterations} iterations in "
@@ -163,6 +164,16 @@ def _cmd_schema(args, comm):
     return 0
 
 
+def _add_output_options(parser, *, default):
+    """--debug and -q/--quiet (before or after the command: ``ptyscan run x.yaml -q``)."""
+    parser.add_argument(
+        "--debug", action="store_true", default=default, help="show tracebacks and debug logs"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="only warnings and errors"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ptyscan",
@@ -170,9 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
         "inspect .ptyd and .ptyr files.",
     )
     parser.add_argument("--version", action="version", version=f"ptyscan {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    _add_output_options(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = argparse.ArgumentParser(add_help=False)  # the same options after the command
+    _add_output_options(common, default=argparse.SUPPRESS)
+    sub.add_parser = functools.partial(sub.add_parser, parents=[common])
 
     p = sub.add_parser("prepare", help="prepare a scan from a recipe and save a .ptyd file")
     _add_recipe_arguments(p, "scan.shape=64")
@@ -227,10 +240,28 @@ def main(argv=None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         except PtyScanError as exc:
-            if args.debug or comm.size > 1:
+            if args.debug:
                 raise
-            sys.stderr.write(f"error: {exc}\n")
-            return 2
+            return _report(exc, comm)
+
+
+def _report(exc, comm) -> int:
+    """Print a user error once (exit code 2) and end the job, also under MPI.
+
+    A recipe error is raised alike on every rank (all read the same recipe): rank 0
+    prints it and every rank returns 2. Any other error may have left ranks waiting
+    in a collective, so the job is aborted with code 2; ranks that only failed
+    because another one did (:class:`~ptyscan.errors.PeerError`) print nothing.
+    """
+    if comm.size == 1 or (isinstance(exc, RecipeError) and comm.rank == 0):
+        sys.stderr.write(f"error: {exc}\n")
+    if comm.size == 1 or isinstance(exc, RecipeError):
+        return 2
+    from ..parallel import abort_job
+
+    message = "" if isinstance(exc, PeerError) else f"error: [rank {comm.rank}/{comm.size}] {exc}"
+    abort_job(comm, message, code=2, grace_s=0.5 if message else 2.0)
+    return 2
 
 
 if __name__ == "__main__":

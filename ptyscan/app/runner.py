@@ -8,12 +8,16 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..errors import PtyScanError, RecipeError
+from ..io.atomic import keep_previous
 from ..io.plots import save_plots
 from ..io.results import make_result, read_ptyr, write_ptyr
 from ..io.sinks import result_sinks
 from ..parallel import get_comm
+from ..plausibility import check_object_memory
+from ..scan_support import collective
 from .streaming import iterate_chunks, stream_to_end
 
 __all__ = ["PrepareSummary", "RunSummary", "prepare", "run_recipe"]
@@ -53,7 +57,7 @@ def prepare(recipe, *, comm=None, **overrides) -> PrepareSummary:
     seconds = time.perf_counter() - start
     summary = PrepareSummary(frames, chunks, seconds, scan.info.dfile, comm.size)
     if comm.rank == 0:
-        log.info(
+        log.debug(  # the CLI prints the summary
             "prepared %d frames in %d chunks in %.2f s (%.0f frames/s) -> %s",
             frames,
             chunks,
@@ -92,6 +96,7 @@ class _Run:
         self.done = [0] * len(recipe.engines)  # iterations after EOS, per engine
         self.indices, self.positions = [], []
         self.history: list[dict] = []
+        self.want_bar = recipe.run.progress and comm.rank == 0
         self.bar = None
 
     @property
@@ -108,10 +113,17 @@ class _Run:
             on_wait=self.iterate_while_streaming,
         )
         for chunk in chunks:
+            if not self.indices:  # before the engine sizes its object
+                collective(self.comm, self.check_memory)
             engine.add_views(chunk)
             self.indices.append(chunk.all_indices)
             self.positions.append(chunk.all_positions)
             self.iterate_while_streaming()
+
+    def check_memory(self):
+        """Refuse an object that would not fit in memory (positions in a wrong unit)."""
+        modes = self.engines[0].params.object_modes
+        check_object_memory(self.scan.geometry, modes=modes)
 
     def iterate_while_streaming(self) -> bool:
         """``run.numiter_contiguous`` iterations of the first engine once enough frames
@@ -160,12 +172,19 @@ class _Run:
         for record in records:
             record["streaming"] = float(streaming)
         self.history += records
+        if self.want_bar and self.bar is None and records:  # opened once there is progress
+            from tqdm import tqdm
+
+            total = sum(e.numiter for e in self.recipe.engines)
+            self.bar = tqdm(total=total, unit="it", desc="reconstruct", leave=True)
+            self.bar.update(sum(self.done))
         if self.bar is not None and records:
             self.bar.update(0 if streaming else len(records))
             last = records[-1]
-            self.bar.set_postfix(
-                engine=last["engine"], fourier=f"{last['fourier']:.3g}", exit=f"{last['exit']:.3g}"
-            )
+            shown = {"engine": last["engine"], "fourier": f"{last['fourier']:.3g}"}
+            if last.get("exit"):  # engines without exit waves (ML) report none
+                shown["exit"] = f"{last['exit']:.3g}"
+            self.bar.set_postfix(shown)
 
     def write(self, *, status):
         """Write the result (``status='final'``: every ``run.result_formats``) or the
@@ -193,6 +212,7 @@ class _Run:
                 for sink, path in result_sinks(
                     self.recipe.run.result_formats, self.recipe.result_path
                 ):
+                    keep_previous(path)  # as the .ptyd: one earlier result is kept
                     sink.write(path, result)
         return result
 
@@ -227,20 +247,14 @@ def run_recipe(recipe, *, comm=None, resume=False) -> RunSummary:
         snapshot = read_ptyr(path)
     job = _Run(recipe, comm, snapshot)
     start = time.perf_counter()
-    total = sum(e.numiter for e in recipe.engines)
-    if recipe.run.progress and comm.rank == 0:
-        from tqdm import tqdm
-
-        job.bar = tqdm(total=total, unit="it", desc="reconstruct", leave=True)
     try:
-        job.stream()
-        if job.frames == 0:
-            raise PtyScanError(f"{type(job.scan).__name__}: the scan delivered no frame")
-        if snapshot is not None:
-            job.restore()
-            if job.bar is not None:
-                job.bar.update(sum(job.done))
-        job.reconstruct()
+        with logging_redirect_tqdm():  # log lines above the bar, not through it
+            job.stream()
+            if job.frames == 0:
+                raise PtyScanError(f"{type(job.scan).__name__}: the scan delivered no frame")
+            if snapshot is not None:
+                job.restore()
+            job.reconstruct()
     finally:
         if job.bar is not None:
             job.bar.close()
@@ -254,7 +268,7 @@ def run_recipe(recipe, *, comm=None, resume=False) -> RunSummary:
     last = {k: v for k, v in (job.history[-1] if job.history else {}).items()}
     seconds = time.perf_counter() - start
     if comm.rank == 0:
-        log.info(
+        log.debug(  # the CLI prints the summary
             "reconstructed %d frames, %d iterations in %.1f s -> %s",
             job.frames,
             len(job.history),

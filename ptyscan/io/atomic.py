@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 
-__all__ = ["atomic_path"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["atomic_path", "keep_previous"]
 
 
 @contextlib.contextmanager
@@ -32,3 +35,17 @@ def atomic_path(path):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def keep_previous(path) -> Path | None:
+    """Rename an existing ``path`` to ``<path>.old`` (replacing an older one), with a
+    warning: the one policy for every output a re-run writes again (.ptyd, .ptyr).
+
+    Returns the ``.old`` path, or None when ``path`` did not exist.
+    """
+    path, old = Path(path), Path(f"{path}.old")
+    if not path.exists():
+        return None
+    logger.warning("%s exists; renamed to %s", path, old.name)
+    os.replace(path, old)
+    return old

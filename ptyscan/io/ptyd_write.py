@@ -39,7 +39,7 @@ import h5py
 import numpy as np
 
 from ..errors import PtydError
-from .atomic import atomic_path
+from .atomic import atomic_path, keep_previous
 from .h5frames import Deflated, create_frames_dataset
 from .h5typed import set_type, write_typed
 from .ptyd_format import H5RW_VERSION, WRITE_RETRY_S, normalize_meta, retrying
@@ -197,9 +197,7 @@ class PtydWriter:
 
     def _back_up_existing(self):
         old = Path(f"{self.path}.old")
-        if self.path.exists():
-            logger.warning("%s exists; renamed to %s", self.path, old.name)
-            os.replace(self.path, old)
+        keep_previous(self.path)
         if self.save != "link":
             return
         pattern, moved = _part_regex(self.path, self.chunk_format), {}
