@@ -31,7 +31,7 @@ import numpy as np
 from .._version import __version__
 from ..errors import ScanError
 from ..io.atomic import atomic_path
-from ..io.plots import plot_object, plot_probe, pyplot
+from ..io.plots import illuminated_region, length_unit, plot_object, plot_probe, pyplot
 from ..parallel import get_comm
 from ..scan_support import collective
 from .streaming import stream_to_end
@@ -81,13 +81,19 @@ def plot_truth(truth, scan) -> list:
     plt = pyplot()
     stem = str(truth).removesuffix(".h5")
     names = [f"{stem}_object.png", f"{stem}_probe.png", f"{stem}_scan.png"]
-    plot_object(plt, _modes(scan.true_object)[0], names[0])
-    plot_probe(plt, _modes(scan.true_probe), names[1])
+    obj, probe = _modes(scan.true_object), _modes(scan.true_probe)
+    pixel = np.asarray(scan.sample_pixel_m, np.float64)
+    _, region = illuminated_region(obj.shape[-2:], probe, scan.true_positions_px)
+    plot_object(plt, obj[0], names[0], pixel_m=pixel, region=region)
+    plot_probe(plt, probe, names[1], pixel_m=pixel)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), constrained_layout=True)
-    pos_um = np.asarray(scan.positions) * 1e6
-    dots = axes[0].scatter(pos_um[:, 1], pos_um[:, 0], c=np.arange(len(pos_um)), s=8)
+    positions = np.asarray(scan.positions)
+    unit, scale = length_unit(max(float(np.ptp(positions)), 1e-12) / 5)
+    dots = axes[0].scatter(
+        positions[:, 1] / scale, positions[:, 0] / scale, c=np.arange(len(positions)), s=8
+    )
     fig.colorbar(dots, ax=axes[0], shrink=0.8, label="frame index")
-    axes[0].set(title="reported positions", xlabel="fast x (µm)", ylabel="slow y (µm)")
+    axes[0].set(title="reported positions", xlabel=f"fast x ({unit})", ylabel=f"slow y ({unit})")
     axes[0].invert_yaxis()
     raw, _, _ = scan.load(np.array([0]))  # a hook: local, no collective, no state change
     im = axes[1].imshow(np.log10(np.maximum(np.asarray(raw[0], float), 0) + 1), cmap="viridis")
