@@ -124,3 +124,21 @@ def test_failing_mpi_test_aborts_instead_of_hanging():
     assert run.seconds < ABORT_LIMIT_S, f"took {run.seconds:.1f} s:\n{run.output[-4000:]}"
     assert "deliberate failure on rank 1" in run.output
     assert "calling MPI_Abort(1)" in run.output
+
+
+@pytest.mark.parametrize(
+    ("setting", "expect"),
+    [
+        ("scan.shape=-3", "error: 1 problem in recipes/moonflower.yaml:"),
+        ("scan.energy=8000", "error: [rank 0/2] scan.energy: 8000 keV is outside 0.1–100 keV"),
+    ],
+    ids=["recipe-error", "geometry-error"],
+)
+def test_a_user_error_under_mpi_is_printed_once_with_exit_2(tmp_path, setting, expect):
+    """A recipe error (every rank) and a collective check failing: one message, exit 2."""
+    args = ["-m", "ptyscan", "run", "recipes/moonflower.yaml", "--no-progress"]
+    args += ["--set", f"run.output_dir={tmp_path}", "--set", setting]
+    run = mpirun(2, args, timeout=ABORT_LIMIT_S + 30)
+    assert run.returncode == 2, run.output[-4000:]
+    assert run.output.count("error:") == 1 and expect in run.output, run.output[-4000:]
+    assert "Traceback" not in run.output

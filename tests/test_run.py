@@ -188,3 +188,22 @@ def test_numiter_contiguous_is_a_run_setting(tmp_path, contiguous):
 def test_numiter_contiguous_is_not_an_engine_key(tmp_path):
     with pytest.raises(RecipeError, match=r"engines\[0\]\.numiter_contiguous: unknown key"):
         recipe(tmp_path, engines=[{"name": "DM", "numiter_contiguous": 2}])
+
+
+def test_a_rerun_keeps_the_previous_result_as_old(tmp_path, caplog):
+    r = recipe(tmp_path)
+    first = read_ptyr(run_recipe(r).result)
+    with caplog.at_level("WARNING", logger="ptyscan.io.atomic"):
+        summary = run_recipe(recipe(tmp_path, engines=[{"name": "DM", "numiter": 2}]))
+    old = read_ptyr(summary.result + ".old")
+    np.testing.assert_array_equal(old.object, first.object)
+    assert [e["iterations_done"] for e in read_ptyr(summary.result).engines] == [2]
+    assert any("job.ptyr exists; renamed to job.ptyr.old" in m for m in caplog.messages)
+
+
+def test_cli_options_after_the_command_and_no_exit_error_for_ml(tmp_path, capsys, caplog):
+    r = recipe(tmp_path, engines=[{"name": "ML", "numiter": 2}])
+    assert main(["run", r.source, "-q", "--no-progress"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].startswith("reconstructed 24 frames, ")
+    assert "fourier" in out[0] and "exit" not in out[0]
