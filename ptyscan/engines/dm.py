@@ -74,7 +74,7 @@ class DM(Engine):
         xp = bk.xp
         for vs in st.viewsets:  # new view sets have no caches yet; streamed ones get none
             if not vs.streamed and "far_exit" not in vs.cache:
-                vs.cache["far_exit"] = st.propagator.fw(vs.exit)
+                vs.cache["far_exit"] = st.operator.propagate(vs.exit)
                 vs.cache["fmag"] = xp.sqrt(vs.data)
                 vs.cache["ivar"] = _inverse_variance(bk, vs.data, vs.mask)
 
@@ -104,22 +104,21 @@ class DM(Engine):
         ptypy's update exactly. A streamed block computes ``Ψ = fw(ψ)`` first.
         """
         st, bk = self._state, self.backend
-        xp, prop = bk.xp, st.propagator
+        xp, op = bk.xp, st.operator
         a, b, c = self._abc
         vs, sl = blk.vs, blk.sl
         full = vs.full_mask
         data, mask = blk["data"], blk["mask"]
         if vs.streamed:
             fmag = xp.sqrt(data)
-            spec = prop.fw(blk["exit"], overwrite=True)
+            spec = op.propagate(blk["exit"], overwrite=True)
             ivar = (
                 _inverse_variance(bk, data, mask) if self.params.compute_log_likelihood else None
             )
         else:
             cache = vs.cache
             fmag, spec, ivar = cache["fmag"][sl], cache["far_exit"][sl], cache["ivar"][sl]
-        ov = ops.gather(bk, st.object, st.offsets(vs, sl), st.frame)
-        fpo = prop.fw(ov[:, :, None] * st.probe[None, None], overwrite=True)  # fw(P·O)
+        fpo = op.forward(st.object, st.probe, st.offsets(vs, sl))  # fw(P·O)
         out = xp.zeros(3, dtype=np.float64)
         if self.params.compute_log_likelihood:
             model = ops.mode_sum(ops.abs2(xp, fpo))
@@ -168,7 +167,7 @@ class DM(Engine):
             delta *= a + b * c
         spec += delta
         out[2] = ops.vdot_real(xp, delta, delta) / st.npix
-        blk["exit"] = prop.bw(spec)
+        blk["exit"] = op.backpropagate(spec)
         return out
 
     # --- overlap update ---------------------------------------------------------------
@@ -196,12 +195,10 @@ class DM(Engine):
             )
             num += cfact * src
             den += cfact
-        pconj = xp.conj(st.probe)[None, None]
-        power = ops.abs2(xp, st.probe).sum(axis=0)
         for blk in st.blocks(self.block_size, read=("exit",)):
             off = st.offsets(blk.vs, blk.sl)
-            ops.scatter_add(bk, num, ops.mode_sum(blk["exit"] * pconj, axis=2), off)
-            ops.scatter_add(bk, den, power, off)
+            st.operator.adjoint_object(blk["exit"], st.probe, off, num)
+            st.operator.object_norm(st.probe, off, den)
         ops.allreduce(bk, self.comm, num)
         ops.allreduce(bk, self.comm, den)
         empty = den == 0
@@ -223,9 +220,9 @@ class DM(Engine):
             num += cfact * st.probe
             den += cfact
         for blk in st.blocks(self.block_size, read=("exit",)):
-            ov = ops.gather(bk, st.object, st.offsets(blk.vs, blk.sl), st.frame)
-            num += (xp.conj(ov)[:, :, None] * blk["exit"]).sum(axis=(0, 1))
-            den += ops.abs2(xp, ov).sum(axis=(0, 1))
+            ov = st.operator.views(st.object, st.offsets(blk.vs, blk.sl))
+            st.operator.adjoint_probe(blk["exit"], ov, num)
+            st.operator.probe_norm(ov, den)
         ops.allreduce(bk, self.comm, num)
         ops.allreduce(bk, self.comm, den)
         num /= xp.where(den > 0, den, 1)

@@ -17,6 +17,10 @@ shares one). Where they live is chosen per chunk (:mod:`.residency`): on the
 device ('device'), or in (pinned) host memory ('host'), with the exit waves and
 the per-frame masks, streamed block by block through :meth:`ReconstructionState.blocks`
 (a shared mask stays on the device).
+
+Engines reach the views through :meth:`ReconstructionState.blocks` and compute the
+forward model and its adjoints with ``state.operator`` (:class:`~.operator.Operator`),
+so no algorithm handles residency or writes the forward model itself.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..parallel import SerialComm
 from ..propagation import propagator_for
 from . import ops
 from .initial import initial_object, initial_probe
+from .operator import Operator
 from .residency import Streamer
 from .views import ViewSet, sample_pixel_m
 
@@ -102,6 +107,7 @@ class ReconstructionState:
         self.start_object = start_object
         self.meta = None
         self.propagator = None
+        self.operator = None
         self.sample_pixel_m = None
         self.frame = None
         self.object = None
@@ -217,6 +223,7 @@ class ReconstructionState:
         self.meta = meta
         self.frame = (int(meta.shape[0]), int(meta.shape[1]))
         self.propagator = propagator_for(meta, backend=self.backend)
+        self.operator = Operator(self.backend, self.propagator, self.frame)
         self.sample_pixel_m = sample_pixel_m(meta)
 
     def _pixels(self, positions_m) -> np.ndarray:
@@ -388,8 +395,9 @@ class ReconstructionState:
             else:
                 vs.exit = bk.xp.empty(shape, dtype=bk.complex_dtype)
         for blk in self.blocks(block_size, viewsets=new):
-            ov = ops.gather(bk, self.object, self.offsets(blk.vs, blk.sl), self.frame)
-            blk["exit"] = ov[:, :, None] * self.probe[None, None]
+            blk["exit"] = self.operator.exit_waves(
+                self.object, self.probe, self.offsets(blk.vs, blk.sl)
+            )
 
     def copy(self) -> ReconstructionState:
         """An independent copy (arrays copied; data shared, they are never modified)."""
