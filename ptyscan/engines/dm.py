@@ -55,10 +55,14 @@ class DM(Engine):
 
     def __init__(self, params=None, *, backend=None, comm=None, state=None, **kwargs):
         super().__init__(params, backend=backend, comm=comm, state=state, **kwargs)
-        alpha = self.params.alpha
-        self._abc = (-alpha, 1.0, 1.0 + alpha)
+        self._abc = self._coefficients()
         self._probe_buf = None
         self._pbound = 0.0
+
+    def _coefficients(self):
+        """ptypy's projection coefficients ``(a, b, c)`` of the Fourier update."""
+        alpha = self.params.alpha
+        return (-alpha, 1.0, 1.0 + alpha)
 
     def _device_bytes_per_view(self, frame, per_frame_mask) -> int:
         real = np.dtype(self.backend.real_dtype).itemsize

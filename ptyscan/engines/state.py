@@ -189,6 +189,16 @@ class ReconstructionState:
         ]
         return self.streamer.iterate(plan, read)
 
+    def rows(self, vs: ViewSet, sl, read=("data", "mask")) -> dict:
+        """Rows ``sl`` of the per-view arrays ``read`` of ``vs`` on the device, for
+        passes that visit views in no fixed order (ePIE): a dict name → array, copied
+        to the device where ``vs`` keeps it in host memory. Not for writing."""
+        out = {}
+        for name in read:
+            arr = vs.mask_rows(sl) if name == "mask" else getattr(vs, name)[sl]
+            out[name] = self.backend.to_device(arr) if name in vs.host_arrays else arr
+        return out
+
     # --- adding views --------------------------------------------------------------------
 
     def add_views(self, chunk, *, residency="device") -> bool:
