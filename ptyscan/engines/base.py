@@ -147,6 +147,7 @@ class Engine(abc.ABC):
                 probe=probe,
                 probe_mode_powers=p.probe_mode_powers,
                 margin_px=p.object_margin_px,
+                subpixel=p.subpixel == "linear",
                 start_object=start_object,
             )
         residency = self._residency(chunk)

@@ -86,12 +86,13 @@ class EPIE(Engine):
         return {"fourier": float(errs[0]), "photons": float(errs[1]), "exit": float(errs[2])}
 
     def _share(self, run, owner):
-        """Give every rank the owner's object region touched by ``run`` and its probe."""
+        """Give every rank the owner's object region touched by ``run`` (one pixel more for
+        sub-pixel views) and its probe."""
         if self.comm.size <= 1:
             return
         st = self._state
         pos = np.array([entry[4] for entry in run]) - st.origin_px
-        (y0, x0), (y1, x1) = pos.min(axis=0), pos.max(axis=0) + np.array(st.frame)
+        (y0, x0), (y1, x1) = pos.min(axis=0), pos.max(axis=0) + np.array(st.frame) + 1
         ops.broadcast(self.backend, self.comm, st.object[:, y0:y1, x0:x1], root=owner)
         ops.broadcast(self.backend, self.comm, st.probe, root=owner)
 

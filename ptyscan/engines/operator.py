@@ -22,15 +22,31 @@ and :meth:`Operator.probe_norm` (Σ_{b,m} |v|²). ``tests/engines/test_eng_opera
 checks ``<A x, y> = <x, A* y>`` for both maps, far and near field, with modes,
 on NumPy and the CuPy stand-in.
 
+Sub-pixel positions
+-------------------
+Integer ``offsets`` cut the views exactly as above. Float ``offsets`` (the state
+gives them when ``subpixel: linear``) are views at fractional pixels: with
+``n = floor(offset)`` and ``f = offset - n`` in [0, 1), a view is the bilinear
+interpolation ``v = Σ w_ij O[n + (i, j) + r]`` of the (sy + 1, sx + 1) window at
+``n``, ``w = ((1 - fy)(1 - fx), (1 - fy) fx, fy (1 - fx), fy fx)``; the adjoints
+scatter with the same weights (so they stay exact adjoints), and
+:meth:`Operator.object_norm` spreads ``Σ_k |P|²`` with them. ``f = 0`` gives the
+integer views' values.
+
 An engine gets its operator from the state (``state.operator``) and its blocks
 of views from ``state.blocks(...)``, which hides where the data live.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import ops
 
 __all__ = ["Operator"]
+
+_CORNERS = ((0, 0), (0, 1), (1, 0), (1, 1))
+"""Offsets of the four bilinear neighbours, in the order of the weights."""
 
 
 class Operator:
@@ -57,8 +73,47 @@ class Operator:
     # --- forward -----------------------------------------------------------------------
 
     def views(self, obj, offsets):
-        """(B, M, sy, sx) copies of ``obj`` (M, oy, ox) at ``offsets`` (B, 2)."""
-        return ops.gather(self.backend, obj, offsets, self.frame)
+        """(B, M, sy, sx) copies of ``obj`` (M, oy, ox) at ``offsets`` (B, 2): integer
+        top-left pixels, or float ones (bilinear interpolation, module notes)."""
+        whole, weights = self._split(offsets)
+        if weights is None:
+            return ops.gather(self.backend, obj, whole, self.frame)
+        sy, sx = self.frame
+        window = ops.gather(self.backend, obj, whole, (sy + 1, sx + 1))
+        out = None
+        for (i, j), w in zip(_CORNERS, weights, strict=True):
+            part = window[..., i : i + sy, j : j + sx] * w[:, None, None, None]
+            out = part if out is None else out + part
+        return out
+
+    def _scatter(self, out, values, offsets):
+        """Add ``values`` ((B, M, sy, sx), (B, sy, sx) or one (sy, sx)) into ``out`` at the
+        views ``offsets``: the adjoint of :meth:`views` (and of ``ops.gather``)."""
+        whole, weights = self._split(offsets)
+        if weights is None:
+            return ops.scatter_add(self.backend, out, values, whole)
+        xp, (sy, sx) = self.backend.xp, self.frame
+        if values.ndim == out.ndim:  # one array for every view
+            values = xp.broadcast_to(values, (len(whole), *values.shape))
+        lead = values.shape[:-2]
+        padded = xp.zeros((*lead, sy + 1, sx + 1), dtype=values.dtype)
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        for (i, j), w in zip(_CORNERS, weights, strict=True):
+            padded[..., i : i + sy, j : j + sx] += values * w.reshape(shape)
+        return ops.scatter_add(self.backend, out, padded, whole)
+
+    def _split(self, offsets):
+        """Integer top-left pixels (B, 2) and, for float offsets, the four bilinear
+        weights (each (B,) on the device), else None."""
+        offsets = np.asarray(offsets)
+        if np.issubdtype(offsets.dtype, np.integer):
+            return offsets, None
+        whole = np.floor(offsets)
+        fy, fx = (offsets - whole).T
+        weights = ((1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx)
+        bk = self.backend
+        weights = [bk.xp.asarray(w.astype(bk.real_dtype)) for w in weights]
+        return whole.astype(np.int64), weights
 
     @staticmethod
     def product(views, probe):
@@ -90,7 +145,7 @@ class Operator:
         """
         xp = self.backend.xp
         values = ops.mode_sum(waves * xp.conj(probe)[None, None], axis=2)
-        return ops.scatter_add(self.backend, out, values, offsets)
+        return self._scatter(out, values, offsets)
 
     def adjoint_probe(self, waves, views, out=None):
         """``Σ_{b, m} conj(views[b, m]) · waves[b, m]`` (K, sy, sx), added into ``out`` if given.
@@ -118,7 +173,7 @@ class Operator:
     def object_norm(self, probe, offsets, out):
         """Add ``Σ_k |P[k]|²`` into ``out`` (oy, ox) at every view of ``offsets``."""
         power = ops.abs2(self.backend.xp, probe).sum(axis=0)
-        return ops.scatter_add(self.backend, out, power, offsets)
+        return self._scatter(out, power, offsets)
 
     def probe_norm(self, views, out=None):
         """``Σ_{b, m} |views[b, m]|²`` (sy, sx), added into ``out`` if given."""

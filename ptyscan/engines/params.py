@@ -79,6 +79,10 @@ class EngineParams(ParamsModel):
     """M, incoherent object modes."""
     object_margin_px: int = Field(4, ge=0)
     """Object pixels added around the scanned area on each side."""
+    subpixel: Literal["none", "linear"] = "none"
+    """Views at the exact positions: 'none' rounds each position to the nearest object
+    pixel; 'linear' keeps the fraction and interpolates the object view bilinearly (the
+    adjoints scatter with the same weights). At integer positions both give the same."""
 
     @field_validator("probe", mode="before")
     @classmethod

@@ -18,9 +18,8 @@ device ('device'), or in (pinned) host memory ('host'), with the exit waves and
 the per-frame masks, streamed block by block through :meth:`ReconstructionState.blocks`
 (a shared mask stays on the device).
 
-Engines reach the views through :meth:`ReconstructionState.blocks` and compute the
-forward model and its adjoints with ``state.operator`` (:class:`~.operator.Operator`),
-so no algorithm handles residency or writes the forward model itself.
+Engines take the views from :meth:`ReconstructionState.blocks` and the forward model
+and its adjoints from ``state.operator`` (:class:`~.operator.Operator`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from . import ops
 from .initial import initial_object, initial_probe
 from .operator import Operator
 from .residency import Streamer
-from .views import ViewSet, sample_pixel_m
+from .views import ViewSet, sample_pixel_m, view_pixels
 
 __all__ = ["ReconstructionState", "ViewSet", "sample_pixel_m"]
 
@@ -71,6 +70,9 @@ class ReconstructionState:
         all but 5 % per extra mode.
     margin_px : int
         Object pixels added around the scanned area on every side.
+    subpixel : bool
+        Keep the fractional part of every position: :meth:`offsets` are then float
+        (the operator interpolates the views); False: positions rounded to pixels.
     start_object : (object, origin_px, sample_pixel_m), optional
         An earlier object (M', oy, ox) whose pixel (0, 0) is the global pixel
         ``origin_px``: where it overlaps, it replaces the initial ones (also when
@@ -91,6 +93,7 @@ class ReconstructionState:
         probe_mode_powers=None,
         scale_probe=False,
         margin_px=4,
+        subpixel=False,
         start_object=None,
     ):
         self.backend = backend
@@ -104,6 +107,7 @@ class ReconstructionState:
         self.scale_probe = bool(scale_probe)
         self.probe_mode_powers = probe_mode_powers
         self.margin_px = int(margin_px)
+        self.subpixel = bool(subpixel)
         self.start_object = start_object
         self.meta = None
         self.propagator = None
@@ -162,8 +166,10 @@ class ReconstructionState:
         return None if self.probe is None else self.backend.to_host(self.probe)
 
     def offsets(self, vs: ViewSet, sl=slice(None)) -> np.ndarray:
-        """(B, 2) int64 top-left pixels in the object array of views ``sl`` of ``vs``."""
-        return vs.pos_px[sl] - self.origin_px
+        """(B, 2) top-left pixels in the object array of views ``sl`` of ``vs``: int64, or
+        float64 with the fractional parts when ``subpixel``."""
+        whole = vs.pos_px[sl] - self.origin_px
+        return whole if vs.frac is None else whole + vs.frac[sl]
 
     def blocks(self, block_size: int, *, read=(), viewsets=None):
         """Yield a :class:`~.residency.Block` for every ``block_size`` views, in order.
@@ -238,9 +244,7 @@ class ReconstructionState:
 
     def _pixels(self, positions_m) -> np.ndarray:
         """(n, 2) int64 global top-left pixels of views at ``positions_m``."""
-        pos = np.asarray(positions_m, np.float64).reshape(-1, 2)
-        centre = np.round(pos / self.sample_pixel_m).astype(np.int64)
-        return centre - np.array([self.frame[0] // 2, self.frame[1] // 2], np.int64)
+        return view_pixels(positions_m, self.sample_pixel_m, self.frame, self.subpixel)[0]
 
     def _fit_object(self, pos_px) -> bool:
         """Grow (or create) the object to cover views at ``pos_px`` plus the margin."""
@@ -248,7 +252,7 @@ class ReconstructionState:
             return False
         m = self.margin_px
         lo = pos_px.min(axis=0) - m
-        hi = pos_px.max(axis=0) + np.array(self.frame) + m
+        hi = pos_px.max(axis=0) + np.array(self.frame) + m + int(self.subpixel)
         xp, cdt = self.backend.xp, self.backend.complex_dtype
         if self.object is None:
             self.origin_px = lo
@@ -316,9 +320,11 @@ class ReconstructionState:
             data = prop.fft_order(bk.to_device(np.ascontiguousarray(data, dtype=rdt)))
         if "mask" not in host:
             mask = prop.fft_order(bk.to_device(mask))
+        pos_px, frac = view_pixels(chunk.positions, self.sample_pixel_m, self.frame, self.subpixel)
         return ViewSet(
             indices=np.asarray(chunk.indices, np.int64).copy(),
-            pos_px=self._pixels(chunk.positions),
+            pos_px=pos_px,
+            frac=frac,
             data=data,
             mask=mask,
             power=power,
@@ -421,6 +427,7 @@ class ReconstructionState:
             ViewSet(
                 indices=vs.indices,
                 pos_px=vs.pos_px,
+                frac=vs.frac,
                 data=vs.data,
                 mask=vs.mask,
                 power=vs.power,
