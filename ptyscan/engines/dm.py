@@ -25,7 +25,7 @@ spectra ``Ψ = fw(ψ)`` next to ``ψ`` (one FFT per view and mode less per
 iteration), ``sqrt(I)`` and ``mask / (I + 1)``. A streamed view set
 ('host' residency) keeps only ``ψ``, in host memory, as ptypy does: the Fourier
 update starts from ``fw(ψ)`` of the block and the derived arrays are recomputed
-per block, so the results agree to rounding.
+per block (``ViewSet.derived``), so the results agree to rounding.
 
 Errors per frame (ptypy's triple): ``fourier`` = masked mean ``(|F| - sqrt(I))²``,
 ``photons`` = ``Σ mask (|fw(P·O)|² - I)² / (I + 1) / npix`` (before the update;
@@ -75,12 +75,9 @@ class DM(Engine):
         self._pbound = 0.25 * self.params.fourier_relax_factor**2 * st.max_power / st.npix
         if self._probe_buf is None:
             self._probe_buf = bk.xp.zeros_like(st.probe)
-        xp = bk.xp
-        for vs in st.viewsets:  # new view sets have no caches yet; streamed ones get none
+        for vs in st.viewsets:  # new view sets have no spectra yet; streamed ones get none
             if not vs.streamed and "far_exit" not in vs.cache:
                 vs.cache["far_exit"] = st.operator.propagate(vs.exit)
-                vs.cache["fmag"] = xp.sqrt(vs.data)
-                vs.cache["ivar"] = _inverse_variance(bk, vs.data, vs.mask)
 
     def _iterate_once(self) -> dict:
         fourier, photons, exit_ = self._fourier_update()
@@ -113,15 +110,13 @@ class DM(Engine):
         vs, sl = blk.vs, blk.sl
         full = vs.full_mask
         data, mask = blk["data"], blk["mask"]
+        fmag = vs.derived("fmag", sl, blk, lambda d, m: xp.sqrt(d))
+        if self.params.compute_log_likelihood:
+            ivar = vs.derived("ivar", sl, blk, lambda d, m: _inverse_variance(bk, d, m))
         if vs.streamed:
-            fmag = xp.sqrt(data)
             spec = op.propagate(blk["exit"], overwrite=True)
-            ivar = (
-                _inverse_variance(bk, data, mask) if self.params.compute_log_likelihood else None
-            )
         else:
-            cache = vs.cache
-            fmag, spec, ivar = cache["fmag"][sl], cache["far_exit"][sl], cache["ivar"][sl]
+            spec = vs.cache["far_exit"][sl]
         fpo = op.forward(st.object, st.probe, st.offsets(vs, sl))  # fw(P·O)
         out = xp.zeros(3, dtype=np.float64)
         if self.params.compute_log_likelihood:

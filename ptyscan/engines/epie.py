@@ -52,7 +52,7 @@ class EPIE(Engine):
         return super()._device_bytes_per_view(frame, per_frame_mask) + real * frame[0] * frame[1]
 
     def _on_new_views(self):
-        st, xp = self._state, self.backend.xp
+        st = self._state
         mine = [
             (int(index), k, row, vs.pos_px[row].tolist())
             for k, vs in enumerate(st.viewsets)
@@ -64,9 +64,6 @@ class EPIE(Engine):
             for rank, table in enumerate(tables)
             for index, k, row, pos in table
         )
-        for vs in st.viewsets:
-            if not vs.streamed and "fmag" not in vs.cache:
-                vs.cache["fmag"] = xp.sqrt(vs.data)
 
     def _iterate_once(self) -> dict:
         st, bk, p = self._state, self.backend, self.params
@@ -103,7 +100,7 @@ class EPIE(Engine):
         off = st.offsets(vs, sl)
         rows = st.rows(vs, sl)
         data, mask = rows["data"], rows["mask"]
-        fmag = vs.cache["fmag"][sl] if "fmag" in vs.cache else xp.sqrt(data)
+        fmag = vs.derived("fmag", sl, rows, lambda d, m: xp.sqrt(d))
         psi = op.exit_waves(st.object, st.probe, off)
         far = op.propagate(psi)
         intensity = ops.mode_sum(ops.abs2(xp, far))

@@ -97,7 +97,6 @@ class ML(Engine):
 
     def _on_new_views(self):
         st, p, bk = self._state, self.params, self.backend
-        xp = bk.xp
         self._reset_cg()
         R = p.intensity_renormalization
         if p.reg_del2:
@@ -108,12 +107,6 @@ class ML(Engine):
         for vs in st.viewsets:  # new view sets have no caches yet
             if p.ML_type == "poisson" and "lgamma" not in vs.cache:
                 vs.cache["lgamma"] = lgamma_sums(bk, vs, R)
-            if vs.streamed:  # nothing per view on the device: derived per block
-                continue
-            if "fmag" not in vs.cache:
-                vs.cache["fmag"] = xp.sqrt(vs.data)
-            if p.ML_type == "gaussian" and "w" not in vs.cache:
-                vs.cache["w"] = gaussian_weights(bk, vs.data, vs.mask, R)
 
     # --- one iteration ------------------------------------------------------------------
 
@@ -263,11 +256,9 @@ class ML(Engine):
         """Gaussian weights of a block: cached (device-resident views) or computed."""
         if self.params.ML_type != "gaussian":
             return None
-        vs = blk.vs
-        if "w" in vs.cache:
-            return vs.cache["w"][blk.sl]
-        return gaussian_weights(
-            self.backend, blk["data"], blk["mask"], self.params.intensity_renormalization
+        R = self.params.intensity_renormalization
+        return blk.vs.derived(
+            "w", blk.sl, blk, lambda d, m: gaussian_weights(self.backend, d, m, R)
         )
 
     def _gradient_block(self, blk, g_o, g_p):
@@ -277,7 +268,7 @@ class ML(Engine):
         f = self._block_fields(blk)
         mask = blk["mask"]
         fdev = xp.sqrt(f["q"])
-        fdev -= vs.cache["fmag"][sl] if "fmag" in vs.cache else xp.sqrt(blk["data"])
+        fdev -= vs.derived("fmag", sl, blk, lambda d, m: xp.sqrt(d))
         fdev *= fdev
         if mask.shape[0] > 1 or not bool(xp.all(mask)):
             fdev *= mask

@@ -92,6 +92,20 @@ class ViewSet:
         """True when this view set lives in host memory ('host' residency)."""
         return bool(self.host_arrays)
 
+    def derived(self, name, sl, rows, compute):
+        """Rows ``sl`` of a per-view array derived from the data (``sqrt(I)``, weights).
+
+        ``compute(data, mask)`` makes it. A view set on the device keeps it in
+        ``cache[name]`` (computed once, from all its rows); a streamed one keeps
+        nothing and computes it from ``rows['data']``, ``rows['mask']`` (the block's
+        device rows), so engines need not know where the view set lives.
+        """
+        if self.streamed:
+            return compute(rows["data"], rows["mask"])
+        if name not in self.cache:
+            self.cache[name] = compute(self.data, self.mask)
+        return self.cache[name][sl]
+
     def mask_rows(self, sl):
         """The mask of rows ``sl`` (broadcastable against ``data[sl]``)."""
         return self.mask if self.mask.shape[0] == 1 else self.mask[sl]
