@@ -82,7 +82,9 @@ class EngineParams(ParamsModel):
     subpixel: Literal["none", "linear"] = "none"
     """Views at the exact positions: 'none' rounds each position to the nearest object
     pixel; 'linear' keeps the fraction and interpolates the object view bilinearly (the
-    adjoints scatter with the same weights). At integer positions both give the same."""
+    adjoints scatter with the same weights). At integer positions both give the same.
+    The engine that starts a reconstruction sets it; engines continuing from its state
+    follow (giving another value is an error)."""
 
     @field_validator("probe", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from _engine_helpers import model_probe, moonflower
 from ptyscan.engines import DM, EPIE, ML, get_backend
 from ptyscan.engines.operator import Operator
 from ptyscan.engines.views import sample_pixel_m, view_pixels
+from ptyscan.errors import ParameterError
 from ptyscan.propagation import propagator_for
 
 
@@ -105,3 +106,26 @@ def test_subpixel_on_the_cupy_path(cupy_module, fractional_chunk, cls):
         engine.iterate(4)
         objects.append(engine.object)
     np.testing.assert_allclose(objects[1], objects[0], rtol=1e-9, atol=1e-9)
+
+
+def test_later_engines_follow_the_state(scan_chunk):
+    dm = DM(backend="numpy", subpixel="linear")
+    dm.add_views(scan_chunk[1])
+    dm.iterate(1)
+    assert ML(state=dm.state).state.subpixel  # the default follows the state
+    with pytest.raises(ParameterError, match="subpixel 'none' differs"):
+        ML(state=dm.state, subpixel="none")
+
+
+def test_a_recipe_sets_subpixel_once():
+    from ptyscan.errors import RecipeError
+    from ptyscan.recipe import load_recipe
+
+    scan = {"name": "MoonFlowerScan", "num_frames": 10, "shape": 32}
+    ok = load_recipe(
+        {"scan": scan, "engines": [{"name": "DM", "subpixel": "linear"}, {"name": "ML"}]}
+    )
+    assert ok.engines[0].subpixel == "linear"
+    bad = {"scan": scan, "engines": [{"name": "RAAR"}, {"name": "EPIE", "subpixel": "linear"}]}
+    with pytest.raises(RecipeError, match=r"engines\[1\].subpixel: 'linear' differs"):
+        load_recipe(bad)
