@@ -65,7 +65,12 @@ def test_one_and_two_ranks_give_the_same_reconstruction(precision, tol):
 
 
 @pytest.mark.parametrize(
-    ("cls", "kw"), [(RAAR, {}), (EPIE, {"rpie_alpha": 0.5, "object_norm_is_global": True})]
+    ("cls", "kw"),
+    [
+        (RAAR, {}),
+        (EPIE, {"rpie_alpha": 0.5, "object_norm_is_global": True}),
+        (EPIE, {"subpixel": "linear"}),
+    ],
 )
 def test_raar_and_epie_on_one_and_two_ranks(cls, kw):
     comm = get_comm()
