@@ -309,6 +309,13 @@ def _validate_engines(section, problems):
         else:
             classes.append(cls)
             params.append(p)
+    for k, p in enumerate(params[1:], start=1):  # later engines continue the first's state
+        first = getattr(params[0], "subpixel", "none")
+        if "subpixel" in p.model_fields_set and p.subpixel != first:
+            problems.append(
+                f"engines[{k}].subpixel: {p.subpixel!r} differs from engines[0]'s {first!r} "
+                "(expected the same: the first engine sets it for the whole reconstruction)"
+            )
     return tuple(classes), tuple(params)
 
 

@@ -49,6 +49,9 @@ BUILTIN_SCANS = {
 BUILTIN_ENGINES = {
     "DM": "ptyscan.engines.dm:DM",
     "ML": "ptyscan.engines.ml:ML",
+    "RAAR": "ptyscan.engines.raar:RAAR",
+    "EPIE": "ptyscan.engines.epie:EPIE",
+    "ePIE": "ptyscan.engines.epie:EPIE",  # ptypy before 0.9
 }
 """Name → target of the reconstruction engines shipped with ptyscan."""
 

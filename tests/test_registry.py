@@ -52,7 +52,7 @@ def test_unknown_name_lists_what_exists_and_the_closest():
         ENGINES.get("DMM", key="engines[0].name")
     (line,) = err.value.problems
     assert line.startswith("engines[0].name: unknown engine 'DMM' (did you mean 'DM'?)")
-    assert line.endswith("available: DM, ML")
+    assert line.endswith("available: DM, EPIE, ML, RAAR, ePIE")
 
 
 def test_entry_point_plugin_is_found_and_a_broken_one_says_what_to_install(monkeypatch):

@@ -1,4 +1,5 @@
-"""Reconstruction engines: Difference Map and Maximum Likelihood on NumPy or CuPy.
+"""Reconstruction engines: Difference Map, RAAR, ePIE/rPIE and Maximum Likelihood on
+NumPy or CuPy.
 
 Engines are found by name through the entry-point group ``ptyscan.engines``
 (:data:`ptyscan.registry.ENGINES`); this package holds the built-in
@@ -15,18 +16,26 @@ CuPy is imported only by :func:`get_backend`.
 from ..backend import Backend, get_backend
 from .base import Engine
 from .dm import DM
+from .epie import EPIE
 from .ml import ML
-from .params import DMParams, EngineParams, MLParams
+from .operator import Operator
+from .params import DMParams, EngineParams, EPIEParams, MLParams, RAARParams
+from .raar import RAAR
 from .state import ReconstructionState
 
 __all__ = [
     "DM",
+    "EPIE",
     "ML",
+    "RAAR",
     "Backend",
     "DMParams",
+    "EPIEParams",
     "Engine",
     "EngineParams",
     "MLParams",
+    "Operator",
+    "RAARParams",
     "ReconstructionState",
     "get_backend",
 ]

@@ -25,7 +25,7 @@ spectra ``Ψ = fw(ψ)`` next to ``ψ`` (one FFT per view and mode less per
 iteration), ``sqrt(I)`` and ``mask / (I + 1)``. A streamed view set
 ('host' residency) keeps only ``ψ``, in host memory, as ptypy does: the Fourier
 update starts from ``fw(ψ)`` of the block and the derived arrays are recomputed
-per block, so the results agree to rounding.
+per block (``ViewSet.derived``), so the results agree to rounding.
 
 Errors per frame (ptypy's triple): ``fourier`` = masked mean ``(|F| - sqrt(I))²``,
 ``photons`` = ``Σ mask (|fw(P·O)|² - I)² / (I + 1) / npix`` (before the update;
@@ -55,10 +55,14 @@ class DM(Engine):
 
     def __init__(self, params=None, *, backend=None, comm=None, state=None, **kwargs):
         super().__init__(params, backend=backend, comm=comm, state=state, **kwargs)
-        alpha = self.params.alpha
-        self._abc = (-alpha, 1.0, 1.0 + alpha)
+        self._abc = self._coefficients()
         self._probe_buf = None
         self._pbound = 0.0
+
+    def _coefficients(self):
+        """ptypy's projection coefficients ``(a, b, c)`` of the Fourier update."""
+        alpha = self.params.alpha
+        return (-alpha, 1.0, 1.0 + alpha)
 
     def _device_bytes_per_view(self, frame, per_frame_mask) -> int:
         real = np.dtype(self.backend.real_dtype).itemsize
@@ -71,12 +75,9 @@ class DM(Engine):
         self._pbound = 0.25 * self.params.fourier_relax_factor**2 * st.max_power / st.npix
         if self._probe_buf is None:
             self._probe_buf = bk.xp.zeros_like(st.probe)
-        xp = bk.xp
-        for vs in st.viewsets:  # new view sets have no caches yet; streamed ones get none
+        for vs in st.viewsets:  # new view sets have no spectra yet; streamed ones get none
             if not vs.streamed and "far_exit" not in vs.cache:
-                vs.cache["far_exit"] = st.propagator.fw(vs.exit)
-                vs.cache["fmag"] = xp.sqrt(vs.data)
-                vs.cache["ivar"] = _inverse_variance(bk, vs.data, vs.mask)
+                vs.cache["far_exit"] = st.operator.propagate(vs.exit)
 
     def _iterate_once(self) -> dict:
         fourier, photons, exit_ = self._fourier_update()
@@ -104,22 +105,19 @@ class DM(Engine):
         ptypy's update exactly. A streamed block computes ``Ψ = fw(ψ)`` first.
         """
         st, bk = self._state, self.backend
-        xp, prop = bk.xp, st.propagator
+        xp, op = bk.xp, st.operator
         a, b, c = self._abc
         vs, sl = blk.vs, blk.sl
         full = vs.full_mask
         data, mask = blk["data"], blk["mask"]
+        fmag = vs.derived("fmag", sl, blk, lambda d, m: xp.sqrt(d))
+        if self.params.compute_log_likelihood:
+            ivar = vs.derived("ivar", sl, blk, lambda d, m: _inverse_variance(bk, d, m))
         if vs.streamed:
-            fmag = xp.sqrt(data)
-            spec = prop.fw(blk["exit"], overwrite=True)
-            ivar = (
-                _inverse_variance(bk, data, mask) if self.params.compute_log_likelihood else None
-            )
+            spec = op.propagate(blk["exit"], overwrite=True)
         else:
-            cache = vs.cache
-            fmag, spec, ivar = cache["fmag"][sl], cache["far_exit"][sl], cache["ivar"][sl]
-        ov = ops.gather(bk, st.object, st.offsets(vs, sl), st.frame)
-        fpo = prop.fw(ov[:, :, None] * st.probe[None, None], overwrite=True)  # fw(P·O)
+            spec = vs.cache["far_exit"][sl]
+        fpo = op.forward(st.object, st.probe, st.offsets(vs, sl))  # fw(P·O)
         out = xp.zeros(3, dtype=np.float64)
         if self.params.compute_log_likelihood:
             model = ops.mode_sum(ops.abs2(xp, fpo))
@@ -168,7 +166,7 @@ class DM(Engine):
             delta *= a + b * c
         spec += delta
         out[2] = ops.vdot_real(xp, delta, delta) / st.npix
-        blk["exit"] = prop.bw(spec)
+        blk["exit"] = op.backpropagate(spec)
         return out
 
     # --- overlap update ---------------------------------------------------------------
@@ -196,12 +194,10 @@ class DM(Engine):
             )
             num += cfact * src
             den += cfact
-        pconj = xp.conj(st.probe)[None, None]
-        power = ops.abs2(xp, st.probe).sum(axis=0)
         for blk in st.blocks(self.block_size, read=("exit",)):
             off = st.offsets(blk.vs, blk.sl)
-            ops.scatter_add(bk, num, ops.mode_sum(blk["exit"] * pconj, axis=2), off)
-            ops.scatter_add(bk, den, power, off)
+            st.operator.adjoint_object(blk["exit"], st.probe, off, num)
+            st.operator.object_norm(st.probe, off, den)
         ops.allreduce(bk, self.comm, num)
         ops.allreduce(bk, self.comm, den)
         empty = den == 0
@@ -223,9 +219,9 @@ class DM(Engine):
             num += cfact * st.probe
             den += cfact
         for blk in st.blocks(self.block_size, read=("exit",)):
-            ov = ops.gather(bk, st.object, st.offsets(blk.vs, blk.sl), st.frame)
-            num += (xp.conj(ov)[:, :, None] * blk["exit"]).sum(axis=(0, 1))
-            den += ops.abs2(xp, ov).sum(axis=(0, 1))
+            ov = st.operator.views(st.object, st.offsets(blk.vs, blk.sl))
+            st.operator.adjoint_probe(blk["exit"], ov, num)
+            st.operator.probe_norm(ov, den)
         ops.allreduce(bk, self.comm, num)
         ops.allreduce(bk, self.comm, den)
         num /= xp.where(den > 0, den, 1)

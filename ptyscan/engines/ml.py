@@ -97,7 +97,6 @@ class ML(Engine):
 
     def _on_new_views(self):
         st, p, bk = self._state, self.params, self.backend
-        xp = bk.xp
         self._reset_cg()
         R = p.intensity_renormalization
         if p.reg_del2:
@@ -108,12 +107,6 @@ class ML(Engine):
         for vs in st.viewsets:  # new view sets have no caches yet
             if p.ML_type == "poisson" and "lgamma" not in vs.cache:
                 vs.cache["lgamma"] = lgamma_sums(bk, vs, R)
-            if vs.streamed:  # nothing per view on the device: derived per block
-                continue
-            if "fmag" not in vs.cache:
-                vs.cache["fmag"] = xp.sqrt(vs.data)
-            if p.ML_type == "gaussian" and "w" not in vs.cache:
-                vs.cache["w"] = gaussian_weights(bk, vs.data, vs.mask, R)
 
     # --- one iteration ------------------------------------------------------------------
 
@@ -224,10 +217,10 @@ class ML(Engine):
         from the gradient pass (device-resident views) or recomputes them (streamed).
         """
         st, bk, p = self._state, self.backend, self.params
-        xp, prop = bk.xp, st.propagator
+        xp, op = bk.xp, st.operator
         off = st.offsets(blk.vs, blk.sl)
-        ov = ops.gather(bk, st.object, off, st.frame)
-        far = prop.fw(ov[:, :, None] * st.probe[None, None], overwrite=True)
+        ov = op.views(st.object, off)
+        far = op.propagate(op.product(ov, st.probe), overwrite=True)
         model = mode_sum(ops.abs2(xp, far))  # (B, sy, sx)
         data, mask = blk["data"], blk["mask"]
         scale = self._floating(model, data, mask)
@@ -246,7 +239,7 @@ class ML(Engine):
             dldq *= scale[:, None, None]
             if curv is not None:
                 curv = curv * (scale**2)[:, None, None]
-        xi = prop.bw(far * dldq[:, None, None], overwrite=True)
+        xi = op.backpropagate(far * dldq[:, None, None], overwrite=True)
         return {
             "off": off,
             "ov": ov,
@@ -263,11 +256,9 @@ class ML(Engine):
         """Gaussian weights of a block: cached (device-resident views) or computed."""
         if self.params.ML_type != "gaussian":
             return None
-        vs = blk.vs
-        if "w" in vs.cache:
-            return vs.cache["w"][blk.sl]
-        return gaussian_weights(
-            self.backend, blk["data"], blk["mask"], self.params.intensity_renormalization
+        R = self.params.intensity_renormalization
+        return blk.vs.derived(
+            "w", blk.sl, blk, lambda d, m: gaussian_weights(self.backend, d, m, R)
         )
 
     def _gradient_block(self, blk, g_o, g_p):
@@ -277,14 +268,14 @@ class ML(Engine):
         f = self._block_fields(blk)
         mask = blk["mask"]
         fdev = xp.sqrt(f["q"])
-        fdev -= vs.cache["fmag"][sl] if "fmag" in vs.cache else xp.sqrt(blk["data"])
+        fdev -= vs.derived("fmag", sl, blk, lambda d, m: xp.sqrt(d))
         fdev *= fdev
         if mask.shape[0] > 1 or not bool(xp.all(mask)):
             fdev *= mask
         msum = xp.maximum(frame_sum(xp, mask), 1.0)
         xi, off = f["xi"], f["off"]
-        ops.scatter_add(bk, g_o, mode_sum(xi * xp.conj(st.probe)[None, None], axis=2), off)
-        g_p += (xi * xp.conj(f["ov"])[:, :, None]).sum(axis=(0, 1))
+        st.operator.adjoint_object(xi, st.probe, off, g_o)
+        st.operator.adjoint_probe(xi, f["ov"], g_p)
         if p.cache_farfield and not vs.streamed:
             keep = ("far", "xi", "dldq", "curv", "scale")
             vs.cache.setdefault("blocks", {})[sl.start] = {k: f[k] for k in keep}
@@ -351,18 +342,16 @@ class ML(Engine):
         Σ L'·2Re(f b*) = 2 Re<xi, hO·hP> by Parseval (xi = bw(L'·f)), so b needs no FFT.
         """
         st, bk = self._state, self.backend
-        xp, prop = bk.xp, st.propagator
+        xp, op = bk.xp, st.operator
         vs, sl = blk.vs, blk.sl
         cached = vs.cache["blocks"][sl.start] if not vs.streamed else self._block_fields(blk)
         off = st.offsets(vs, sl)
-        ov = ops.gather(bk, st.object, off, st.frame)[:, :, None]
-        hv = ops.gather(bk, h_o, off, st.frame)[:, :, None]
-        hp = h_p[None, None]
-        both = hv * hp
+        ov, hv = op.views(st.object, off), op.views(h_o, off)
+        both = op.product(hv, h_p)
         cross = 2.0 * ops.vdot_real(xp, cached["xi"], both)
-        both = hv * st.probe[None, None]
-        both += ov * hp
-        a = prop.fw(both, overwrite=True)
+        both = op.product(hv, st.probe)
+        both += op.product(ov, h_p)
+        a = op.propagate(both, overwrite=True)
         m1 = 2 * re_dot(cached["far"], a).astype(np.float64)  # float64: L'' can be huge
         total = cross + ops.vdot_real(xp, cached["dldq"], mode_sum(ops.abs2(xp, a)))
         m1 *= m1
@@ -372,16 +361,15 @@ class ML(Engine):
         """M0..M_degree (float64, (B, sy, sx), × the floating factor): the model intensity
         along the line is Σ_j M_j t^j, exactly quartic in t."""
         st, bk, p = self._state, self.backend, self.params
-        xp, prop = bk.xp, st.propagator
+        xp, op = bk.xp, st.operator
         vs, sl = blk.vs, blk.sl
         off = st.offsets(vs, sl)
-        ov = ops.gather(bk, st.object, off, st.frame)[:, :, None]
-        hv = ops.gather(bk, h_o, off, st.frame)[:, :, None]
-        probe, hp = st.probe[None, None], h_p[None, None]
+        ov, hv = op.views(st.object, off), op.views(h_o, off)
+        probe = st.probe
         cached = vs.cache.get("blocks", {}).get(sl.start)
-        far = cached["far"] if cached else prop.fw(ov * probe, overwrite=True)
-        a = prop.fw(hv * probe + ov * hp, overwrite=True)
-        b = prop.fw(hv * hp, overwrite=True)
+        far = cached["far"] if cached else op.propagate(op.product(ov, probe), overwrite=True)
+        a = op.propagate(op.product(hv, probe) + op.product(ov, h_p), overwrite=True)
+        b = op.propagate(op.product(hv, h_p), overwrite=True)
         del ov, hv
         terms = [
             mode_sum(ops.abs2(xp, far)),

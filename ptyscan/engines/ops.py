@@ -13,6 +13,7 @@ import numpy as np
 __all__ = [
     "abs2",
     "allreduce",
+    "broadcast",
     "clip_amplitude",
     "del2_coeffs",
     "del2_grad",
@@ -160,6 +161,17 @@ def allreduce(backend, comm, arr, op="sum"):
     host = np.ascontiguousarray(backend.to_host(arr))
     comm.Allreduce(host, op)
     arr[...] = backend.to_device(host)
+    return arr
+
+
+def broadcast(backend, comm, arr, root=0):
+    """Overwrite ``arr`` (any backend array, a view included) on every rank with root's
+    values; returns ``arr``. CuPy arrays travel through host memory; one rank: nothing."""
+    if comm is None or comm.size <= 1:
+        return arr
+    host = comm.bcast_array(np.ascontiguousarray(backend.to_host(arr)), root=root)
+    if comm.rank != root:
+        arr[...] = backend.to_device(host)
     return arr
 
 

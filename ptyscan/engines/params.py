@@ -79,6 +79,12 @@ class EngineParams(ParamsModel):
     """M, incoherent object modes."""
     object_margin_px: int = Field(4, ge=0)
     """Object pixels added around the scanned area on each side."""
+    subpixel: Literal["none", "linear"] = "none"
+    """Views at the exact positions: 'none' rounds each position to the nearest object
+    pixel; 'linear' keeps the fraction and interpolates the object view bilinearly (the
+    adjoints scatter with the same weights). At integer positions both give the same.
+    The engine that starts a reconstruction sets it; engines continuing from its state
+    follow (giving another value is an error)."""
 
     @field_validator("probe", mode="before")
     @classmethod
@@ -147,3 +153,67 @@ class MLParams(EngineParams):
     """Keep each iteration's far fields for the line search (one FFT less per view and
     mode, memory of two more exit-wave arrays). Device-resident views only: streamed
     ones ('host' residency) recompute them, which costs less than streaming them."""
+
+
+# --- RAAR and ePIE -----------------------------------------------------------------------
+
+
+class RAARParams(DMParams):
+    """Parameters of :class:`~ptyscan.engines.raar.RAAR`: DM's, with ``beta`` for ``alpha``
+    (ptypy 0.9 names and defaults)."""
+
+    name: str = "RAAR"
+    beta: float = Field(0.75, ge=0)
+    """RAAR relaxation (Luke 2005): 1 is the Difference Map (DM with alpha = 1), smaller
+    values lean towards the projected iterate."""
+    alpha: float | None = Field(None, exclude=True)
+    """Not a RAAR parameter (DM's mix of DM and alternating projections); use ``beta``."""
+
+    @field_validator("alpha")
+    @classmethod
+    def _no_alpha(cls, value):
+        if value is not None:
+            raise ValueError("RAAR has no alpha (DM's mix of DM and AP); its relaxation is beta")
+        return value
+
+
+class EPIEParams(EngineParams):
+    """Parameters of :class:`~ptyscan.engines.epie.EPIE` (ptypy 0.9 names and defaults,
+    plus ``rpie_alpha``, ``random_order`` and ``seed``)."""
+
+    name: str = "EPIE"
+    alpha: float = Field(1.0, ge=0)
+    """Step size of the object update."""
+    beta: float = Field(1.0, ge=0)
+    """Step size of the probe update."""
+    object_norm_is_global: bool = False
+    """Normalise the probe update by the maximum of Σ_m |O_m|² over the whole object
+    (ptypy's choice for speed on GPUs) instead of over the view."""
+    rpie_alpha: float = Field(1.0, gt=0, le=1)
+    """rPIE (Maiden, Johnson & Li, Optica 4, 736 (2017)): the updates divide by
+    ``(1 - rpie_alpha) |P|² + rpie_alpha max |P|²`` (and likewise |O|² for the probe);
+    1 is ePIE."""
+    random_order: bool = True
+    """Visit the views in a new random order every iteration (else by frame index)."""
+    seed: int = 0
+    """Seed of that order (drawn from (seed, iteration), so runs repeat on any number of
+    ranks)."""
+    clip_object: tuple[float, float] | None = None
+    """Clip the object amplitude into [min, max] after each iteration; None: off."""
+    compute_log_likelihood: bool = True
+    """Compute the 'photons' error (from the far field each view update computes anyway)."""
+    synchronization: int = Field(1, ge=1, le=1)
+    """ptypy's period of object sharing between ranks. Here the ranks run the serial
+    algorithm together and share after every run of views, so only 1 is accepted."""
+    redistribute_data: bool = True
+    """Accepted for ptypy recipes; no effect: frames stay on the rank that prepared them."""
+    average_probe: bool = False
+    """Accepted for ptypy recipes; no effect: the probe is the same on every rank."""
+
+    @field_validator("clip_object")
+    @classmethod
+    def _ordered(cls, value):
+        return DMParams._ordered(value)
+
+
+__all__ += ["EPIEParams", "RAARParams"]

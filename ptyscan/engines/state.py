@@ -17,6 +17,9 @@ shares one). Where they live is chosen per chunk (:mod:`.residency`): on the
 device ('device'), or in (pinned) host memory ('host'), with the exit waves and
 the per-frame masks, streamed block by block through :meth:`ReconstructionState.blocks`
 (a shared mask stays on the device).
+
+Engines take the views from :meth:`ReconstructionState.blocks` and the forward model
+and its adjoints from ``state.operator`` (:class:`~.operator.Operator`).
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ from ..parallel import SerialComm
 from ..propagation import propagator_for
 from . import ops
 from .initial import initial_object, initial_probe
+from .operator import Operator
 from .residency import Streamer
-from .views import ViewSet, sample_pixel_m
+from .views import ViewSet, sample_pixel_m, view_pixels
 
 __all__ = ["ReconstructionState", "ViewSet", "sample_pixel_m"]
 
@@ -66,6 +70,9 @@ class ReconstructionState:
         all but 5 % per extra mode.
     margin_px : int
         Object pixels added around the scanned area on every side.
+    subpixel : bool
+        Keep the fractional part of every position: :meth:`offsets` are then float
+        (the operator interpolates the views); False: positions rounded to pixels.
     start_object : (object, origin_px, sample_pixel_m), optional
         An earlier object (M', oy, ox) whose pixel (0, 0) is the global pixel
         ``origin_px``: where it overlaps, it replaces the initial ones (also when
@@ -86,6 +93,7 @@ class ReconstructionState:
         probe_mode_powers=None,
         scale_probe=False,
         margin_px=4,
+        subpixel=False,
         start_object=None,
     ):
         self.backend = backend
@@ -99,9 +107,11 @@ class ReconstructionState:
         self.scale_probe = bool(scale_probe)
         self.probe_mode_powers = probe_mode_powers
         self.margin_px = int(margin_px)
+        self.subpixel = bool(subpixel)
         self.start_object = start_object
         self.meta = None
         self.propagator = None
+        self.operator = None
         self.sample_pixel_m = None
         self.frame = None
         self.object = None
@@ -156,8 +166,10 @@ class ReconstructionState:
         return None if self.probe is None else self.backend.to_host(self.probe)
 
     def offsets(self, vs: ViewSet, sl=slice(None)) -> np.ndarray:
-        """(B, 2) int64 top-left pixels in the object array of views ``sl`` of ``vs``."""
-        return vs.pos_px[sl] - self.origin_px
+        """(B, 2) top-left pixels in the object array of views ``sl`` of ``vs``: int64, or
+        float64 with the fractional parts when ``subpixel``."""
+        whole = vs.pos_px[sl] - self.origin_px
+        return whole if vs.frac is None else whole + vs.frac[sl]
 
     def blocks(self, block_size: int, *, read=(), viewsets=None):
         """Yield a :class:`~.residency.Block` for every ``block_size`` views, in order.
@@ -182,6 +194,16 @@ class ReconstructionState:
             for start in range(0, len(vs), block_size)
         ]
         return self.streamer.iterate(plan, read)
+
+    def rows(self, vs: ViewSet, sl, read=("data", "mask")) -> dict:
+        """Rows ``sl`` of the per-view arrays ``read`` of ``vs`` on the device, for
+        passes that visit views in no fixed order (ePIE): a dict name → array, copied
+        to the device where ``vs`` keeps it in host memory. Not for writing."""
+        out = {}
+        for name in read:
+            arr = vs.mask_rows(sl) if name == "mask" else getattr(vs, name)[sl]
+            out[name] = self.backend.to_device(arr) if name in vs.host_arrays else arr
+        return out
 
     # --- adding views --------------------------------------------------------------------
 
@@ -217,13 +239,12 @@ class ReconstructionState:
         self.meta = meta
         self.frame = (int(meta.shape[0]), int(meta.shape[1]))
         self.propagator = propagator_for(meta, backend=self.backend)
+        self.operator = Operator(self.backend, self.propagator, self.frame)
         self.sample_pixel_m = sample_pixel_m(meta)
 
     def _pixels(self, positions_m) -> np.ndarray:
         """(n, 2) int64 global top-left pixels of views at ``positions_m``."""
-        pos = np.asarray(positions_m, np.float64).reshape(-1, 2)
-        centre = np.round(pos / self.sample_pixel_m).astype(np.int64)
-        return centre - np.array([self.frame[0] // 2, self.frame[1] // 2], np.int64)
+        return view_pixels(positions_m, self.sample_pixel_m, self.frame, self.subpixel)[0]
 
     def _fit_object(self, pos_px) -> bool:
         """Grow (or create) the object to cover views at ``pos_px`` plus the margin."""
@@ -231,7 +252,7 @@ class ReconstructionState:
             return False
         m = self.margin_px
         lo = pos_px.min(axis=0) - m
-        hi = pos_px.max(axis=0) + np.array(self.frame) + m
+        hi = pos_px.max(axis=0) + np.array(self.frame) + m + int(self.subpixel)
         xp, cdt = self.backend.xp, self.backend.complex_dtype
         if self.object is None:
             self.origin_px = lo
@@ -299,9 +320,11 @@ class ReconstructionState:
             data = prop.fft_order(bk.to_device(np.ascontiguousarray(data, dtype=rdt)))
         if "mask" not in host:
             mask = prop.fft_order(bk.to_device(mask))
+        pos_px, frac = view_pixels(chunk.positions, self.sample_pixel_m, self.frame, self.subpixel)
         return ViewSet(
             indices=np.asarray(chunk.indices, np.int64).copy(),
-            pos_px=self._pixels(chunk.positions),
+            pos_px=pos_px,
+            frac=frac,
             data=data,
             mask=mask,
             power=power,
@@ -388,8 +411,9 @@ class ReconstructionState:
             else:
                 vs.exit = bk.xp.empty(shape, dtype=bk.complex_dtype)
         for blk in self.blocks(block_size, viewsets=new):
-            ov = ops.gather(bk, self.object, self.offsets(blk.vs, blk.sl), self.frame)
-            blk["exit"] = ov[:, :, None] * self.probe[None, None]
+            blk["exit"] = self.operator.exit_waves(
+                self.object, self.probe, self.offsets(blk.vs, blk.sl)
+            )
 
     def copy(self) -> ReconstructionState:
         """An independent copy (arrays copied; data shared, they are never modified)."""
@@ -403,6 +427,7 @@ class ReconstructionState:
             ViewSet(
                 indices=vs.indices,
                 pos_px=vs.pos_px,
+                frac=vs.frac,
                 data=vs.data,
                 mask=vs.mask,
                 power=vs.power,

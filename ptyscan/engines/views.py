@@ -1,5 +1,5 @@
-"""A view set (the frames of one chunk on one rank, as the engines hold them) and the
-sample-plane pixel size of a scan's geometry."""
+"""A view set (the frames of one chunk on one rank, as the engines hold them), the
+sample-plane pixel size of a scan's geometry and the object pixels of the views."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from ..geometry import farfield_sample_pixel_m
 
-__all__ = ["ViewSet", "sample_pixel_m"]
+__all__ = ["ViewSet", "sample_pixel_m", "view_pixels"]
 
 
 def sample_pixel_m(meta) -> np.ndarray:
@@ -20,6 +20,26 @@ def sample_pixel_m(meta) -> np.ndarray:
     return farfield_sample_pixel_m(
         energy_kev=meta.energy, distance_m=meta.distance, shape=meta.shape, psize_m=meta.psize
     )
+
+
+def view_pixels(positions_m, pixel_m, frame, subpixel=False):
+    """Global top-left object pixels of views at ``positions_m`` (n, 2) metres (y, x).
+
+    A view's centre is at ``position / pixel_m``; its top-left corner is that minus
+    ``(sy // 2, sx // 2)``. Returns ``(pos_px, frac)``: without ``subpixel`` the
+    corners of the rounded centres (int64) and None; with it, the pixels below the
+    exact corners (floor, int64) and the fractional parts (n, 2) float64 in [0, 1)
+    (within 1e-9 of a whole pixel counts as that pixel, so integer positions stay exact).
+    """
+    pos = np.asarray(positions_m, np.float64).reshape(-1, 2)
+    half = np.array([frame[0] // 2, frame[1] // 2], np.int64)
+    if not subpixel:
+        return np.round(pos / pixel_m).astype(np.int64) - half, None
+    corners = pos / pixel_m - half
+    whole = np.round(corners)
+    corners = np.where(np.abs(corners - whole) < 1e-9, whole, corners)
+    floor = np.floor(corners)
+    return floor.astype(np.int64), corners - floor
 
 
 @dataclass
@@ -32,6 +52,8 @@ class ViewSet:
         Frame indices.
     pos_px : (n, 2) int64 host
         Global top-left pixel of each view.
+    frac : (n, 2) float64 host or None
+        Fractional parts in [0, 1) of the exact top-left corners (``subpixel``), else None.
     data : (n, sy, sx) real array
         Photon counts in FFT order.
     mask : (n, sy, sx) or (1, sy, sx) real array
@@ -57,6 +79,7 @@ class ViewSet:
     mask: Any
     power: np.ndarray
     exit: Any = None
+    frac: Any = None
     host_arrays: frozenset = frozenset()
     full_mask: bool = True
     cache: dict = field(default_factory=dict)
@@ -68,6 +91,20 @@ class ViewSet:
     def streamed(self) -> bool:
         """True when this view set lives in host memory ('host' residency)."""
         return bool(self.host_arrays)
+
+    def derived(self, name, sl, rows, compute):
+        """Rows ``sl`` of a per-view array derived from the data (``sqrt(I)``, weights).
+
+        ``compute(data, mask)`` makes it. A view set on the device keeps it in
+        ``cache[name]`` (computed once, from all its rows); a streamed one keeps
+        nothing and computes it from ``rows['data']``, ``rows['mask']`` (the block's
+        device rows), so engines need not know where the view set lives.
+        """
+        if self.streamed:
+            return compute(rows["data"], rows["mask"])
+        if name not in self.cache:
+            self.cache[name] = compute(self.data, self.mask)
+        return self.cache[name][sl]
 
     def mask_rows(self, sl):
         """The mask of rows ``sl`` (broadcastable against ``data[sl]``)."""

@@ -4,6 +4,7 @@ Each rank reconstructs the same noise-free MoonFlower scan twice: alone
 (SerialComm, all frames) and together with the other rank (each holding its own
 frames, object and probe updates summed over ranks). Both must agree to rounding.
 The first chunk has a single frame, so rank 0 starts with no frame at all.
+RAAR and ePIE (whose ranks run the serial algorithm together) are checked the same way.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from _engine_helpers import model_probe, moonflower
 
-from ptyscan.engines import DM, ML
+from ptyscan.engines import DM, EPIE, ML, RAAR
 from ptyscan.parallel import SerialComm, get_comm
 
 pytestmark = pytest.mark.mpi
@@ -59,5 +60,35 @@ def test_one_and_two_ranks_give_the_same_reconstruction(precision, tol):
         for key in ("fourier", "photons", "exit"):
             assert b[key] == pytest.approx(a[key], rel=10 * tol, abs=1e-12)
     # every rank ends with the same object
+    gathered = comm.allgather(obj2)
+    np.testing.assert_array_equal(gathered[0], gathered[1])
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw"),
+    [
+        (RAAR, {}),
+        (EPIE, {"rpie_alpha": 0.5, "object_norm_is_global": True}),
+        (EPIE, {"subpixel": "linear"}),
+    ],
+)
+def test_raar_and_epie_on_one_and_two_ranks(cls, kw):
+    comm = get_comm()
+    results = []
+    for c in (SerialComm(), comm):
+        scan = moonflower(60, 32, comm=c, density=0.25)
+        engine = cls(backend="numpy", comm=c, probe=model_probe(32), precision="double", **kw)
+        for size in CHUNKS[:2]:
+            engine.add_views(scan.auto(size))
+        hist = engine.iterate(4)
+        engine.add_views(scan.auto(CHUNKS[2]))
+        hist += engine.iterate(6)
+        results.append((engine.object, engine.probe, hist))
+    (obj1, probe1, hist1), (obj2, probe2, hist2) = results
+    assert relative(obj2, obj1) < 1e-9
+    assert relative(probe2, probe1) < 1e-9
+    for a, b in zip(hist1, hist2, strict=True):
+        for key in ("fourier", "photons", "exit"):
+            assert b[key] == pytest.approx(a[key], rel=1e-8, abs=1e-12)
     gathered = comm.allgather(obj2)
     np.testing.assert_array_equal(gathered[0], gathered[1])
