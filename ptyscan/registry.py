@@ -62,6 +62,10 @@ BUILTIN_PREPARED_FORMATS = {
 
 BUILTIN_RESULT_FORMATS = {
     "ptyr": "ptyscan.io.results:PtyrSink",
+    "cxi": "ptyscan.io.exports:CxiSink",
+    "ptypy": "ptyscan.io.exports:PtypySink",
+    "npz": "ptyscan.io.exports:NpzSink",
+    "tiff": "ptyscan.io.exports:TiffSink",
 }
 """Name → target of the result writers (:class:`ptyscan.io.sinks.ResultSink`)."""
 

@@ -65,7 +65,7 @@ def test_an_unknown_result_format_is_a_recipe_error(tmp_path):
         recipe(tmp_path, run={"result_formats": ["ptry"]})
     assert err.value.problems == [
         "run.result_formats: unknown result format 'ptry' (did you mean 'ptyr'?); "
-        "available: ptyr, got ['ptry']"
+        "available: cxi, npz, ptypy, ptyr, tiff, got ['ptry']"
     ]
 
 

@@ -1,4 +1,5 @@
-"""The ``ptyscan`` command: ``prepare``, ``simulate``, ``run``, ``show``, ``info``, ``scans``, ``schema``.
+"""The ``ptyscan`` command: ``prepare``, ``simulate``, ``run``, ``show``, ``export``, ``info``,
+``scans``, ``schema``.
 
 Bad input ends with exit code 2 and a one-line (or one-per-problem) message;
 ``--debug`` shows the traceback. Under MPI an error on any rank aborts every
@@ -17,7 +18,7 @@ import textwrap
 
 from .._version import __version__
 from ..errors import ParameterError, PeerError, PtyScanError, RecipeError, closest_name
-from ..registry import ENGINES, SCANS
+from ..registry import ENGINES, RESULT_FORMATS, SCANS
 
 __all__ = ["build_parser", "main"]
 
@@ -117,6 +118,18 @@ def _cmd_simulate(args, comm):
     return 0
 
 
+def _cmd_export(args, comm):
+    from ..io.results import read_ptyr
+    from ..io.sinks import result_sinks
+
+    result = read_ptyr(args.result)
+    for name in args.format:
+        ((sink, path),) = result_sinks([name], args.result)
+        out = sink.write(args.output or path, result)
+        print(f"wrote {out} ({name})")
+    return 0
+
+
 def _cmd_info(args, comm):
     from ..io.ptyd_read import describe_ptyd
 
@@ -205,6 +218,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", help="render a .ptyr result's pictures again and summarise it")
     p.add_argument("result", help=".ptyr result file")
     p.set_defaults(func=_cmd_show)
+
+    p = sub.add_parser("export", help="write a .ptyr result in other formats (cxi, ptypy, ...)")
+    p.add_argument("result", help=".ptyr result file")
+    p.add_argument(
+        "--format",
+        action="append",
+        required=True,
+        metavar="NAME",
+        help=f"result format, repeatable: {', '.join(RESULT_FORMATS.names())}",
+    )
+    p.add_argument("-o", "--output", help="output file (one --format only; default: next to it)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("info", help="summarise a .ptyd file (meta, chunks, frames)")
     p.add_argument("file", help=".ptyd file")

@@ -137,9 +137,9 @@ class Engine(abc.ABC):
             p = self.params
             probe, start_object = p.probe, None
             if p.start_from is not None:
-                from ..io.results import read_ptyr
+                from ..io.results import read_result
 
-                start = read_ptyr(p.start_from)
+                start = read_result(p.start_from)  # ours or ptypy's .ptyr
                 probe = start.probe if probe is None else probe
                 start_object = (start.object, start.object_origin_px, start.sample_pixel_m)
             self._state = ReconstructionState(

@@ -31,7 +31,15 @@ from .._version import __version__
 from ..errors import PtyScanError
 from .atomic import atomic_path
 
-__all__ = ["PtyrSink", "Result", "make_result", "read_ptyr", "write_ptyr"]
+__all__ = [
+    "PtyrSink",
+    "Result",
+    "make_result",
+    "read_ptypy_result",
+    "read_ptyr",
+    "read_result",
+    "write_ptyr",
+]
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +202,54 @@ def read_ptyr(path) -> Result:
             )
     except (OSError, KeyError) as exc:
         raise PtyScanError(f"{path}: not a ptyscan .ptyr result file ({exc})") from None
+
+
+def read_result(path) -> Result:
+    """A result to start from: our ``.ptyr``, or ptypy's (:func:`read_ptypy_result`)."""
+    path = Path(path)
+    if path.is_file() and h5py.is_hdf5(path):
+        with h5py.File(path, "r") as f:
+            ptypy = "content" in f and "header" in f
+        if ptypy:
+            return read_ptypy_result(path)
+    return read_ptyr(path)
+
+
+def read_ptypy_result(path) -> Result:
+    """ptypy's ``.ptyr`` (``save_run``, kinds 'minimal'/'dump') as a :class:`Result`.
+
+    The first object and probe storages give ``object`` (layers, y, x), ``probe``,
+    ``sample_pixel_m`` (the storage's psize) and ``object_origin_px`` (its
+    physical origin over psize, rounded); positions and history are empty.
+    """
+    from .h5typed import read_typed
+
+    try:
+        with h5py.File(path, "r") as f:
+            content = f["content"]
+            obj = read_typed(content["obj"][sorted(content["obj"])[0]])
+            probe = read_typed(content["probe"][sorted(content["probe"])[0]])
+    except (OSError, KeyError, IndexError) as exc:
+        raise PtyScanError(
+            f"{path}: not a ptypy .ptyr with content/obj and content/probe ({exc})"
+        ) from None
+    pixel = np.broadcast_to(np.asarray(obj.get("_psize", obj.get("psize")), np.float64), (2,))
+    origin = np.asarray(obj.get("_origin", obj.get("origin", (0.0, 0.0))), np.float64)
+    empty = np.zeros((0, 2))
+    return Result(
+        object=np.asarray(obj["data"]),
+        probe=np.asarray(probe["data"]),
+        sample_pixel_m=pixel.copy(),
+        object_origin_px=np.round(origin / pixel).astype(np.int64),
+        indices=np.zeros(0, np.int64),
+        positions_initial=empty,
+        positions_final=empty,
+        history={},
+        engines=[],
+        meta={},
+        recipe="",
+        attrs={"status": "ptypy", "source": str(path)},
+    )
 
 
 def _decode(value):
