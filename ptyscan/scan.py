@@ -68,6 +68,7 @@ class PtyScan:
     Params: ClassVar[type[PtyScanParams]] = PtyScanParams
     DEFAULT: ClassVar[dict]
     RADIATION: ClassVar[str] = "xray"  # 'xray', 'electron' or 'visible': plausible energies
+    SYNTHETIC: ClassVar[bool] = False  # simulated data: the seed is logged
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -100,11 +101,6 @@ class PtyScan:
         self._mask_cache = None
         self.geometry = None  # a plausibility.Geometry once initialised
         self._saver = None if self.info.save is None else ChunkSaver(self)
-
-    @property
-    def radiation(self) -> str:
-        """'electron' (``electron_data`` set), else the class's :attr:`RADIATION`."""
-        return "electron" if getattr(self.info, "electron_data", False) else self.RADIATION
 
     @property
     def params(self) -> PtyScanParams:
@@ -179,8 +175,15 @@ class PtyScan:
         self.is_initialized = True
         if self.comm.rank == 0:
             frames = "unknown" if self.num_frames is None else self.num_frames
-            done = "%s initialised: %s frames, %d rank(s), seed %d"
-            log.info(done, type(self).__name__, frames, self.comm.size, self.seed)
+            random = self.SYNTHETIC or self.info.add_poisson_noise  # else the seed means nothing
+            seed = f", seed {self.seed}" if random else ""
+            log.info(
+                "%s initialised: %s frames, %d rank(s)%s",
+                type(self).__name__,
+                frames,
+                self.comm.size,
+                seed,
+            )
 
     def _load_shared(self):
         common = self.load_common()

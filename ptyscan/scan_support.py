@@ -96,7 +96,9 @@ def check_scan_geometry(scan):
     """
 
     def check():
-        geometry = make_geometry(scan.meta, scan.positions, radiation=scan.radiation)
+        electron = getattr(scan.info, "electron_data", False)
+        radiation = "electron" if electron else scan.RADIATION
+        geometry = make_geometry(scan.meta, scan.positions, radiation=radiation)
         check_geometry(geometry)
         return geometry
 

@@ -176,3 +176,13 @@ def test_real_data_scans_have_no_invented_geometry(tmp_path):
     scan = Hdf5Loader(pars, distance=2.0, psize=75e-6, recorded_energy={"key": "entry/energy"})
     scan.initialize()
     assert scan.meta.energy == 8.7 and scan.geometry.energy_kev == 8.7
+
+
+def test_focussed_and_focused_are_both_accepted():
+    """ptypy spells the lens 'focussed', our engines 'focused': both work in both places."""
+    from ptyscan.engines import DM
+    from ptyscan.simulate.config import ProbePropagationParams
+
+    assert ProbePropagationParams(focused=0.2).focussed == 0.2
+    assert ProbePropagationParams(focussed=0.2).focussed == 0.2
+    assert DM.Params(probe_model="focussed").probe_model == "focused"

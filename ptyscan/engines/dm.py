@@ -28,8 +28,9 @@ update starts from ``fw(ψ)`` of the block and the derived arrays are recomputed
 per block (``ViewSet.derived``), so the results agree to rounding.
 
 Errors per frame (ptypy's triple): ``fourier`` = masked mean ``(|F| - sqrt(I))²``,
-``photons`` = ``Σ mask (|fw(P·O)|² - I)² / (I + 1) / npix`` (before the update;
-costs one FFT per view, ``compute_log_likelihood``), ``exit`` = ``Σ_modes
+``photons`` = ``Σ mask (|fw(P·O)|² - I)² / (I + 1) / npix`` (before the update, from
+the far field the update computes anyway: no extra FFT; ``compute_log_likelihood``),
+``exit`` = ``Σ_modes
 mean |Δψ|²``; the history holds their means over all frames of all ranks.
 """
 

@@ -8,10 +8,10 @@ validates every ``engines:`` item against the model of the engine it names
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator
 
 from ..params import ParamsModel
 
@@ -57,7 +57,10 @@ class EngineParams(ParamsModel):
     per view, for all chunks so far, fit in half the free device memory, else 'host' for
     that chunk; always 'device' on NumPy. The results do not depend on it (DM: to
     rounding, as it recomputes the far fields of streamed exit waves; ML: exactly)."""
-    probe_model: Literal["aperture", "focused"] = "aperture"
+    probe_model: Annotated[
+        Literal["aperture", "focused"],
+        BeforeValidator(lambda v: "focused" if v == "focussed" else v),
+    ] = "aperture"
     """Initial probe when ``probe`` is None: 'aperture' (flat disc) or 'focused'
     (back-propagated square root of the mean frame). Scaled to the mean frame power."""
     probe_size: float = Field(0.5, gt=0, le=1)
@@ -116,7 +119,8 @@ class DMParams(EngineParams):
     clip_object: tuple[float, float] | None = None
     """Clip the object amplitude into [min, max] after each update; None: off."""
     compute_log_likelihood: bool = True
-    """Compute the 'photons' error (one more FFT per view and mode)."""
+    """Compute the 'photons' error: no extra FFT (the update computes fw(P·O) anyway),
+    one pass over the model intensities and a stored 1/(I+1) per pixel."""
 
     @field_validator("clip_object")
     @classmethod

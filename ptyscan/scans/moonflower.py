@@ -57,6 +57,7 @@ class MoonFlowerScan(PtyScan):
     """Synthetic far-field scan of a procedural 'moon and flower' object (ptypy's MoonFlower)."""
 
     Params = MoonFlowerParams
+    SYNTHETIC = True
 
     def __init__(self, pars=None, *, comm=None, **kwargs):
         super().__init__(pars, comm=comm, **kwargs)

@@ -147,6 +147,7 @@ class SimScan(PtyScan):
     """Simulated scan: ptypy's illumination/sample/xy models, detectors, position errors."""
 
     Params = SimScanParams
+    SYNTHETIC = True
 
     def __init__(self, pars=None, *, comm=None, **kwargs):
         super().__init__(pars, comm=comm, **kwargs)

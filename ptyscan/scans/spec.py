@@ -41,6 +41,9 @@ __all__ = ["SpecInfo", "SpecScan"]
 
 log = logging.getLogger(__name__)
 
+DATE_FORMATS = ("%a %b %d %H:%M:%S %Y", "%a %b %d %Y", "%a %b %d %H:%M %Y", "%d.%m.%Y %H:%M:%S")
+"""``#D`` forms understood besides ISO 8601 (SPEC writes the first)."""
+
 _HEADER_KEY = re.compile(r"#([A-Za-z@]+)(\d*)")
 
 
@@ -54,8 +57,8 @@ class SpecScan:
         Scan number (``#S``).
     command : str
         The command that ran the scan, e.g. ``'ascan  samy 0 1 10 0.5'``.
-    date : datetime.datetime or None
-        Start time (``#D``).
+    date : datetime.datetime, str or None
+        Start time (``#D``); the raw text when it is not a date form we know.
     motors : dict of str to float
         Motor positions at the start of the scan (``#P`` lines named by ``#O``).
     counters : list of str
@@ -72,7 +75,7 @@ class SpecScan:
 
     number: int
     command: str
-    date: datetime | None = None
+    date: datetime | str | None = None
     motors: dict = field(default_factory=dict)
     counters: list = field(default_factory=list)
     data: dict = field(default_factory=dict)
@@ -103,8 +106,8 @@ class SpecInfo:
         ``#F`` of the (last) file header.
     epoch : int or None
         ``#E`` of the (last) file header (Unix time of the file's start).
-    date : datetime.datetime or None
-        ``#D`` of the (last) file header.
+    date : datetime.datetime, str or None
+        ``#D`` of the (last) file header (raw text when not understood).
     motor_names : list of str
         ``#O`` names of the (last) file header.
 
@@ -313,15 +316,25 @@ class _Parser:
             self.error(lineno, what)
 
     def parse_date(self, lineno, text):
-        for fmt in ("%a %b %d %H:%M:%S %Y",):
+        """``#D`` as a datetime (SPEC's ctime form, with or without the time, or ISO
+        8601); other text is kept as it is, with a warning (a date never stops a scan)."""
+        compact = " ".join(text.split())
+        for fmt in DATE_FORMATS:
             try:
-                return datetime.strptime(" ".join(text.split()), fmt)
+                return datetime.strptime(compact, fmt)
             except ValueError:
                 pass
         try:
-            return datetime.fromisoformat(text)
+            return datetime.fromisoformat(text.strip())
         except ValueError:
-            self.error(lineno, "#D date is neither like 'Thu Nov 21 16:59:12 2013' nor ISO 8601")
+            log.warning(
+                "%s:%d: #D date %r not understood (expected e.g. 'Thu Nov 21 16:59:12 "
+                "2013'); kept as text",
+                self.info.path,
+                lineno,
+                text.strip(),
+            )
+            return text.strip()
 
 
 def _split_wide(text):

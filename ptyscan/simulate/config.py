@@ -11,7 +11,7 @@ import math
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import AliasChoices, BeforeValidator, Field, field_validator
 
 from ptyscan.params import (
     OptionalPair,
@@ -145,8 +145,11 @@ class ApertureParams(ParamsModel):
 class ProbePropagationParams(ParamsModel):
     """``illumination.propagation``: from the aperture to the sample (ptypy)."""
 
-    focussed: OptionalPositiveFloat = None
-    """Distance from the aperture (a lens) to its focus in metres; None: no focusing."""
+    focussed: OptionalPositiveFloat = Field(
+        None, validation_alias=AliasChoices("focussed", "focused")
+    )
+    """Distance from the aperture (a lens) to its focus in metres; None: no focusing.
+    ptypy's spelling; ``focused`` is accepted too."""
     parallel: float | None = None
     """Further free-space propagation in metres (from the focus, or from the aperture)."""
     spot_size: OptionalPositiveFloat = None

@@ -125,7 +125,6 @@ def test_parse_picks_up_appended_scans(spec_file):
         ("1.5 0.1 120", 15, "data row with a value that is not a number"),
         ("2.5 0.1 118", 16, "has 2 values, expected 3"),
         ("#S 72  loopscan 4 0.1", 8, "#S scan number must be an integer"),
-        ("#D Thu Nov 21 17:01:00 2013", 9, "#D date is neither"),
         ("#P1 12 0.158", 12, "#P motor position that is not a number"),
         ("#N 3", 13, "#N column count must be an integer"),
     ],
@@ -135,7 +134,6 @@ def test_malformed_lines_name_the_line(tmp_path, replace, lineno, what):
         "1.5 0.1 120": "1.5 0.1 x120",
         "2.5 0.1 118": "2.5 0.1",
         "#S 72  loopscan 4 0.1": "#S seventy-two loopscan",
-        "#D Thu Nov 21 17:01:00 2013": "#D yesterday",
         "#P1 12 0.158": "#P1 12 zero",
         "#N 3": "#N three",
     }[replace]
@@ -300,3 +298,27 @@ def test_no_darks_uses_frame_zero_exposures(tmp_path):
     raw = [np.minimum(intensity * t + dark_level(e), 65535) for e, t in enumerate(TIMES)]
     expected = (raw[0] * 10 + raw[1]) / 2  # nothing masked: mean of both, scaled to 1 s
     np.testing.assert_allclose(data, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("Thu Nov 21 2013", datetime(2013, 11, 21)),  # no time: ptypy accepts it too
+        ("Thu Nov 21 17:01 2013", datetime(2013, 11, 21, 17, 1)),
+        ("2013-11-21T17:01:00", datetime(2013, 11, 21, 17, 1)),
+        ("yesterday", "yesterday"),  # kept as text, with a warning
+    ],
+)
+def test_a_date_never_stops_the_file(tmp_path, caplog, date, expected):
+    path = tmp_path / "dates.dat"
+    path.write_text(SPEC.replace("#D Thu Nov 21 17:01:00 2013", f"#D {date}", 1))
+    with caplog.at_level("WARNING", logger="ptyscan.scans.spec"):
+        info = SpecInfo(path)
+    assert info.scans[72].date == expected
+    warned = [r.getMessage() for r in caplog.records]
+    if isinstance(expected, str):
+        assert warned == [
+            f"{path}:9: #D date 'yesterday' not understood (expected e.g. 'Thu Nov 21 16:59:12 2013'); kept as text"
+        ]
+    else:
+        assert warned == []
