@@ -14,15 +14,17 @@ Recipes (YAML files) are read by :mod:`ptyscan.recipe`.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 
 from .errors import RecipeError, closest_name, short_repr
 
 __all__ = [
+    "InputPath",
     "OptionalPair",
     "OptionalPositiveFloat",
     "OptionalShape2",
@@ -37,6 +39,7 @@ __all__ = [
     "format_validation_error",
     "is_int",
     "plain",
+    "resolve_input_path",
     "short_repr",
     "validate_params",
 ]
@@ -132,20 +135,49 @@ def format_validation_error(exc: ValidationError, *, model, prefix: str = "") ->
     return lines
 
 
-def validate_params(model: type[ParamsModel], values: Mapping | None, *, prefix: str = ""):
-    """Validate ``values`` against ``model``; raise RecipeError listing every problem."""
+def validate_params(
+    model: type[ParamsModel], values: Mapping | None, *, prefix: str = "", base_dir=None
+):
+    """Validate ``values`` against ``model``; raise RecipeError listing every problem.
+
+    ``base_dir``: the recipe's folder, against which relative :data:`InputPath`
+    values are resolved (see :func:`resolve_input_path`).
+    """
     if values is not None and not isinstance(values, Mapping):
         where = prefix or "parameters"
         raise RecipeError(
             [f"{where}: must be a mapping of keys to values, got {short_repr(values)}"]
         )
     try:
-        return model.model_validate(dict(values or {}))
+        context = None if base_dir is None else {"base_dir": os.fspath(base_dir)}
+        return model.model_validate(dict(values or {}), context=context)
     except ValidationError as exc:
         raise RecipeError(format_validation_error(exc, model=model, prefix=prefix)) from None
 
 
 # --- reusable field types ------------------------------------------------------------------
+
+
+def resolve_input_path(value, base_dir):
+    """Where a relative input file of a recipe is: next to the recipe (``base_dir``)
+    when it is there, or in the working directory when only there; else next to
+    the recipe, so that a 'no such file' error names the place users expect.
+    ``~`` is expanded; absolute paths and None are returned as they are."""
+    if value is None:
+        return None
+    path = os.path.expanduser(os.fspath(value))
+    if base_dir is None or os.path.isabs(path):
+        return path
+    beside = os.path.normpath(os.path.join(base_dir, path))
+    if os.path.exists(beside) or not os.path.exists(path):
+        return beside
+    return path
+
+
+def _input_path(value, info: ValidationInfo):
+    if value is not None and not isinstance(value, str | os.PathLike):
+        raise ValueError(f"must be a file path (text), got {short_repr(value)}")
+    return resolve_input_path(value, (info.context or {}).get("base_dir"))
 
 
 def is_int(value) -> bool:
@@ -225,6 +257,8 @@ OptionalPair = Annotated[
 PositiveFloat = Annotated[float, BeforeValidator(_positive)]
 OptionalPositiveFloat = Annotated[float | None, BeforeValidator(_optional_positive)]
 PositionsArray = Annotated[Any, BeforeValidator(_positions)]
+InputPath = Annotated[str | None, BeforeValidator(_input_path)]
+"""A file or folder the scan reads: relative paths resolve against the recipe's folder."""
 """(N, 2) float64 metres or None."""
 
 

@@ -262,7 +262,7 @@ def _set_path(data, parts, value, text):
             node = node[part]
 
 
-def _validate_scan(section, problems):
+def _validate_scan(section, problems, base_dir):
     if section is None:
         problems.append("scan: required section is missing (e.g. scan: {name: MoonFlowerScan})")
         return None, None
@@ -275,7 +275,7 @@ def _validate_scan(section, problems):
         return None, None
     try:
         cls = SCANS.get(str(name))
-        return cls, validate_params(cls.Params, section, prefix="scan")
+        return cls, validate_params(cls.Params, section, prefix="scan", base_dir=base_dir)
     except RecipeError as exc:
         problems += exc.problems
     except PtyScanError as exc:
@@ -283,15 +283,17 @@ def _validate_scan(section, problems):
     return None, None
 
 
-def validate_engine(section, *, prefix: str):
-    """Validate one ``engines:`` item (a mapping with ``name``); return (class, params)."""
+def validate_engine(section, *, prefix: str, base_dir=None):
+    """Validate one ``engines:`` item (a mapping with ``name``); return (class, params).
+
+    ``base_dir``: the recipe's folder (relative input files are looked for there)."""
     if not isinstance(section, Mapping) or "name" not in section:
         raise RecipeError([f"{prefix}: must be a mapping with a 'name' key, got {section!r:.60}"])
     cls = ENGINES.get(str(section["name"]), key=f"{prefix}.name")
-    return cls, validate_params(cls.Params, section, prefix=prefix)
+    return cls, validate_params(cls.Params, section, prefix=prefix, base_dir=base_dir)
 
 
-def _validate_engines(section, problems):
+def _validate_engines(section, problems, base_dir):
     """``(classes, params)`` of the ``engines:`` list; problems are appended."""
     if section is None:
         return (), ()
@@ -301,7 +303,7 @@ def _validate_engines(section, problems):
     classes, params = [], []
     for k, item in enumerate(section):
         try:
-            cls, p = validate_engine(item, prefix=f"engines[{k}]")
+            cls, p = validate_engine(item, prefix=f"engines[{k}]", base_dir=base_dir)
         except RecipeError as exc:
             problems += exc.problems
         except PtyScanError as exc:
@@ -351,8 +353,9 @@ def load_recipe(source, overrides: Sequence[str] = ()) -> Recipe:
     except RecipeError as exc:
         raise RecipeError(_section_problems(data) + exc.problems, source=path) from None
     problems = _section_problems(data)  # after overrides: --set can add a section too
-    scan_class, scan = _validate_scan(data.get("scan"), problems)
-    engine_classes, engines = _validate_engines(data.get("engines"), problems)
+    base_dir = None if path is None else os.path.dirname(os.path.abspath(path))
+    scan_class, scan = _validate_scan(data.get("scan"), problems, base_dir)
+    engine_classes, engines = _validate_engines(data.get("engines"), problems, base_dir)
     run = None
     try:
         run = validate_params(RunParams, data.get("run"), prefix="run")

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
-from ptyscan.errors import RecipeError
+from ptyscan.errors import PtyScanError, RecipeError
 from ptyscan.recipe import Recipe, RunParams, apply_overrides, load_recipe, parse_override
 from ptyscan.scans import available_scans, get_scan
 
@@ -603,3 +604,39 @@ def test_make_scan_uses_the_validated_params():
     scan = recipe.make_scan()
     assert type(scan) is recipe.scan_class
     assert scan.info == recipe.scan
+
+
+def test_input_files_are_found_next_to_the_recipe(tmp_path, monkeypatch):
+    """A relative data path means 'next to the recipe' (else the working directory, where
+    only that has it); a missing file is named with its .file key and the searched path."""
+    import h5py
+
+    beamtime, elsewhere = tmp_path / "beamtime", tmp_path / "elsewhere"
+    beamtime.mkdir()
+    elsewhere.mkdir()
+    for folder in (beamtime, elsewhere):
+        with h5py.File(folder / "scan.h5", "w") as f:
+            f["entry/data"] = np.ones((3, 8, 8), np.uint16)
+    (elsewhere / "only_here.h5").write_bytes((elsewhere / "scan.h5").read_bytes())
+    data = {
+        "scan": {
+            "name": "Hdf5Loader",
+            "intensities": {"file": "scan.h5", "key": "entry/data"},
+            "positions": {"file": "only_here.h5", "slow_key": "y", "fast_key": "x"},
+            "mask": {"file": "missing.h5", "key": "m"},
+            "energy": 8.0,
+            "distance": 2.0,
+            "psize": 75e-6,
+        },
+        "engines": [{"name": "DM", "start_from": "earlier.ptyr"}],
+    }
+    (beamtime / "job.yaml").write_text(yaml.safe_dump(data))
+    monkeypatch.chdir(elsewhere)
+    recipe = load_recipe(beamtime / "job.yaml")
+    assert recipe.scan.intensities.file == str(beamtime / "scan.h5")  # beside the recipe
+    assert recipe.scan.positions.file == "only_here.h5"  # only in the working directory
+    assert recipe.scan.mask.file == str(beamtime / "missing.h5")  # neither: beside the recipe
+    assert recipe.engines[0].start_from == str(beamtime / "earlier.ptyr")
+    with pytest.raises(PtyScanError) as err:
+        recipe.make_scan().initialize()
+    assert f"scan.mask.file: no such file '{beamtime / 'missing.h5'}'" in str(err.value)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BeforeValidator, Field, field_validator
 
-from ..params import ParamsModel
+from ..params import InputPath, ParamsModel
 
 __all__ = ["DMParams", "EngineParams", "MLParams"]
 
@@ -75,7 +75,7 @@ class EngineParams(ParamsModel):
     """K, incoherent probe modes (extra modes start as orthogonal perturbations)."""
     probe_mode_powers: list[float] | None = None
     """Relative power of each probe mode (K numbers, normalised); None: 5 % per extra mode."""
-    start_from: str | None = None
+    start_from: InputPath = None
     """A .ptyr result to start from (ours, or ptypy's ``save_run`` file): its probe
     (unless ``probe`` is given) and, where it overlaps this scan, its object (same
     sample pixel size required)."""

@@ -102,6 +102,13 @@ def _dataset_names(handle) -> list[str]:
     return names
 
 
+def _file_key(where):
+    """The parameter naming the file of a dataset parameter: ``scan.mask.key`` ->
+    ``scan.mask.file``, ``scan.positions.slow_key`` -> ``scan.positions.file``."""
+    group, _, _ = where.rpartition(".")
+    return f"{group}.file" if group.count(".") else where
+
+
 def check_datasets(files, refs) -> list[str]:
     """One line per problem with ``refs``: ``[(parameter path, file, key), ...]``.
 
@@ -116,13 +123,13 @@ def check_datasets(files, refs) -> list[str]:
         if path in bad_files:
             continue
         if not os.path.exists(path):
-            problems.append(f"{where}: no such file {path!r}")
+            problems.append(f"{_file_key(where)}: no such file {os.path.abspath(path)!r}")
             bad_files.add(path)
             continue
         try:
             handle = files.file(path)
         except OSError as exc:
-            problems.append(f"{where}: cannot open {path!r} as HDF5 ({exc})")
+            problems.append(f"{_file_key(where)}: cannot open {path!r} as HDF5 ({exc})")
             bad_files.add(path)
             continue
         obj = handle.get(key)

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field
 
 from ..params import (
+    InputPath,
     OptionalPair,
     OptionalPositiveFloat,
     OptionalShape2,
@@ -79,7 +80,7 @@ Indices = Annotated[tuple[int, ...] | None, BeforeValidator(_indices)]
 class DatasetRef(ParamsModel):
     """A dataset: ``key`` inside ``file`` (None: ``intensities.file``)."""
 
-    file: str | None = None
+    file: InputPath = None
     """HDF5 file; None: ``intensities.file``."""
     key: str | None = None
     """Path of the dataset inside the file; None: not used."""
@@ -88,7 +89,7 @@ class DatasetRef(ParamsModel):
 class IntensitiesRef(ParamsModel):
     """The diffraction frames."""
 
-    file: str | None = None
+    file: InputPath = None
     """HDF5 (NeXus, CXI) file holding the frames."""
     key: str | None = None
     """Path of the frames, ``(..., ny, nx)``; None for a CXI file: found in ``entry_1``."""
@@ -132,7 +133,7 @@ class BoundingBox(ParamsModel):
 class PositionsRef(ParamsModel):
     """The scan positions: one dataset per axis (possibly the same one, columns picked by index)."""
 
-    file: str | None = None
+    file: InputPath = None
     """HDF5 file; None: ``intensities.file``."""
     slow_key: str | None = None
     """Path of the slow-axis (vertical, y) positions."""

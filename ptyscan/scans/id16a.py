@@ -38,6 +38,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from .. import preprocess
 from ..errors import RecipeError, ScanError
 from ..params import (
+    InputPath,
     OptionalPair,
     OptionalPositiveFloat,
     OptionalShape2,
@@ -70,7 +71,7 @@ class ID16AParams(PtyScanParams):
     """Parameters of :class:`ID16AScan` (ptypy's names; file defaults None)."""
 
     name: str = "ID16AScan"
-    base_path: str | None = None
+    base_path: InputPath = None
     """Folder holding the frames, darks (``dark*``) and flats (``ref*``); required."""
     sample_name: str | None = None
     """Frames are the files ``<sample_name>*.edf`` (or ``.h5``) in base_path; required."""
@@ -78,19 +79,19 @@ class ID16AParams(PtyScanParams):
     """Header motors giving positions (column 0, column 1)."""
     motors_multiplier: float = 1e-6
     """Metres per motor unit (1e-6: the motors count in µm)."""
-    mask_file: str | None = None
+    mask_file: InputPath = None
     """Detector mask (> 0 valid): HDF5 dataset ``mask``, EDF or .npy."""
     flat_division: bool = False
     """Frames become (raw − dark)/(flat − dark) (needs dark* and ref* files)."""
     dark_subtraction: bool = False
     """Subtract the mean dark (needs dark* files)."""
-    distortion_h_file: str | None = None
+    distortion_h_file: InputPath = None
     """EDF map of horizontal detector distortion (pixels); with distortion_v_file."""
-    distortion_v_file: str | None = None
+    distortion_v_file: InputPath = None
     """EDF map of vertical detector distortion (pixels); with distortion_h_file."""
-    whitefield_file: str | None = None
+    whitefield_file: InputPath = None
     """Accepted for ptypy recipes and not used, as in ptypy (see det_flat_field)."""
-    det_flat_field: str | None = None
+    det_flat_field: InputPath = None
     """EDF flat field of the detector; frames are divided by it over its mean."""
     recipe: ID16ARecipe = Field(default_factory=ID16ARecipe)
     """detector, use_bpm5_ct, pad_crop (see :class:`ID16ARecipe`)."""

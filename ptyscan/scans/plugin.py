@@ -33,7 +33,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..errors import RecipeError, ScanError
-from ..params import plain, validate_params
+from ..params import InputPath, plain, validate_params
 from ..scan import PtyScan
 from ..scan_params import PtyScanParams
 
@@ -48,7 +48,7 @@ class PluginParams(PtyScanParams):
     """Parameters of the ``plugin`` scan."""
 
     name: str = "plugin"
-    file: str | None = None
+    file: InputPath = None
     """Path of the Python file defining the scan class (``~`` expanded); required."""
     classname: str | None = None
     """Name of the class in that file; None: the only PtyScan subclass defined there."""

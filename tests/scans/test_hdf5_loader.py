@@ -189,7 +189,7 @@ def test_missing_files_and_keys_are_reported_together_before_reading(tmp_path):
         f"scan.intensities.key: no dataset 'entry/dta' in {path} (did you mean 'entry/data'?)"
         in text
     )
-    assert "scan.positions.slow_key: no such file" in text and "nothere.h5" in text
+    assert "scan.positions.file: no such file" in text and "nothere.h5" in text  # the file key
     assert "scan.mask.key: no dataset 'entry/mask'" in text
     assert "scan.darkfield.key: not set although its file is" in text
 

@@ -142,7 +142,7 @@ def test_parameter_errors_point_at_the_recipe(tmp_path):
         PluginScan(file=path, shape=8, recipe={"shape": 4})
     same = validate_params(PluginParams, {"file": path, "shape": 4, "recipe": {"shape": [4, 4]}})
     assert PluginScan(same).info.shape == (4, 4)  # (4, 4) and [4, 4] agree
-    with pytest.raises(RecipeError, match=r"scan.file: input should be a valid string"):
+    with pytest.raises(RecipeError, match=r"scan\.file: must be a file path \(text\), got 3"):
         PluginScan(file=3)
 
 
