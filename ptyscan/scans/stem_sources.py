@@ -2,11 +2,11 @@
 
 Each source has ``shape`` (the array as stored: ``(N, ky, kx)`` or ``(Ry, Rx, ky, kx)``)
 and ``read(leads)``: the frames at ``leads`` (``(n, ndim − 2)`` int indices of the scan
-axes) as ``(n, ky, kx)`` float32. Nothing reads the whole array: EMPAD ``.raw`` and ``.npy``
-files are memory-mapped, HDF5 (and MATLAB v7.3) datasets are read frame by frame; only
-MATLAB files older than v7.3 (``scipy.io.loadmat``; v7.3 files are HDF5, read with their
-axes reversed to MATLAB's order), TIFF stacks without memory mapping
-and ``custom`` arrays are held in memory whole.
+axes) as ``(n, ky, kx)`` float32. Nothing reads the whole array: EMPAD ``.raw`` and
+``.npy`` files are read frame by frame with file reads (runs of consecutive frames at
+once, nothing memory-mapped), HDF5 datasets (and MATLAB v7.3 files, HDF5 with MATLAB's
+axes reversed) frame by frame; only MATLAB files older than v7.3 (``scipy.io.loadmat``),
+TIFF stacks that cannot be memory-mapped and ``custom`` arrays are held whole.
 
 EMPAD-1 ``.raw``: float32 frames of 128×128 pixels, each followed by 2 rows (1024 bytes)
 of metadata: ``meas_params`` ``{path, shape: (N, 128, 128), offset: 0, gap: 1024}``.
@@ -112,9 +112,53 @@ class H5Source:
             self.file.close()
 
 
+class BinarySource:
+    """Frames stored one after another in a binary file: ``offset`` bytes, then per frame
+    ``ky·kx`` values of ``dtype`` and ``gap`` bytes (EMPAD .raw; .npy with gap 0). Runs of
+    consecutive frames are read with one ``readinto`` each: nothing is memory-mapped, so
+    the memory used is the frames asked for."""
+
+    def __init__(self, path, *, shape, dtype, offset, gap):
+        self.path, self.dtype = os.fspath(path), np.dtype(dtype)
+        self.shape = tuple(int(s) for s in shape)
+        self.offset, self.gap = int(offset), int(gap)
+        self.what = self.path
+        self._file = None
+
+    @property
+    def frame_bytes(self):
+        return self.shape[-2] * self.shape[-1] * self.dtype.itemsize
+
+    def read(self, leads):
+        leads = np.asarray(leads, np.int64).reshape(len(leads), -1)
+        flat = np.ravel_multi_index(tuple(leads.T), self.shape[:-2])
+        if self._file is None:
+            self._file = open(self.path, "rb")  # noqa: SIM115 - kept open, closed by close()
+        record = self.frame_bytes + self.gap
+        out = np.empty((len(flat), *self.shape[-2:]), np.float32)
+        start = 0
+        while start < len(flat):
+            stop = start + 1
+            while stop < len(flat) and flat[stop] == flat[stop - 1] + 1:
+                stop += 1
+            buf = np.empty((stop - start) * record, np.uint8)
+            self._file.seek(self.offset + int(flat[start]) * record)
+            if self._file.readinto(buf) != buf.size:
+                raise ScanError(f"{self.path}: the file ended before frame {int(flat[stop - 1])}")
+            frames = buf.reshape(stop - start, record)[:, : self.frame_bytes]
+            out[start:stop] = frames.copy().view(self.dtype).reshape(-1, *self.shape[-2:])
+            start = stop
+        return out
+
+    def close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 def raw_source(path, *, shape, offset, gap, where):
-    """An EMPAD ``.raw`` file memory-mapped as float32 frames ``shape`` with ``gap`` bytes
-    after each frame and ``offset`` bytes before the first; its size must match exactly."""
+    """An EMPAD ``.raw`` file of float32 frames ``shape`` with ``gap`` bytes after each frame
+    and ``offset`` bytes before the first; its size must match exactly."""
     *lead, ky, kx = (int(s) for s in shape)
     frame_bytes = ky * kx * 4
     if gap % 4:
@@ -128,9 +172,23 @@ def raw_source(path, *, shape, offset, gap, where):
             f"{n} frames × ({ky}×{kx}×4 + gap {gap}) bytes: check meas_params.shape "
             "(N, ky, kx), offset and gap (EMPAD-1: gap 1024)"
         )
-    records = np.memmap(path, np.dtype("<f4"), "r", offset, (n, (frame_bytes + gap) // 4))
-    frames = records[:, : ky * kx].reshape(n, ky, kx)
-    return ArraySource(frames.reshape(*lead, ky, kx), what=path)
+    return BinarySource(path, shape=shape, dtype="<f4", offset=offset, gap=gap)
+
+
+def npy_source(path):
+    """A C-ordered ``.npy`` file read frame by frame (others memory-mapped)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(f)
+        offset = f.tell()
+    if fortran or dtype.hasobject or len(shape) < 3:
+        return ArraySource(np.load(path, mmap_mode="r"), what=path)
+    return BinarySource(path, shape=shape, dtype=dtype, offset=offset, gap=0)
 
 
 def _tif(path, where):
@@ -200,7 +258,7 @@ def open_source(meas_source, meas_params, *, default_shape, where="scan.meas_par
     if kind == "hdf5":
         return H5Source(path, key, where=where)
     if kind == "npy":
-        return ArraySource(np.load(path, mmap_mode="r"), what=path)
+        return npy_source(path)
     if kind == "tif":
         return _tif(path, where)
     if kind == "mat":
