@@ -89,7 +89,7 @@ def _transpose(a):
 def crop_k(frames, weights, meta, *, ky, kx):
     """The k-space part of ``meas_crop``: ``frames[:, ky0:ky1, kx0:kx1]`` (None keeps an axis)."""
     sel = (slice(None), slice(*(ky or (None, None))), slice(*(kx or (None, None))))
-    return np.ascontiguousarray(frames[sel]), np.ascontiguousarray(weights[sel]), meta
+    return np.ascontiguousarray(frames[sel]), weights[sel], meta
 
 
 def remove_negative_needed(global_min, *, force):
@@ -125,14 +125,27 @@ def pad_background(frames, weights, meta, *, background, box):
     """``meas_pad``: put each frame into ``box`` of a copy of the fitted ``background``.
 
     ``background`` ``(N, N)`` float32 is zero inside ``box`` (:func:`.electron_stats.
-    pad_background_pattern`); the padded pixels are valid (weight 1), as in PtyRAD.
+    pad_background_pattern`); the padded pixels are valid (weight 1), as in PtyRAD. Weights
+    that broadcast one mask (stride 0) stay one mask.
     """
     rows, cols = box
     out = np.broadcast_to(background, (len(frames), *background.shape)).astype(np.float32)
     out[:, rows, cols] = frames
-    w = np.ones_like(out)
-    w[:, rows, cols] = weights
-    return out, w, meta
+
+    def pad(w):
+        padded = np.ones((len(w), *background.shape), np.float32)
+        padded[:, rows, cols] = w
+        return padded
+
+    return out, _per_mask(pad, weights, len(out)), meta
+
+
+def _per_mask(op, weights, n):
+    """``op`` on (n, ky, kx) weights, or once on the mask they broadcast (stride 0)."""
+    if len(weights) and weights.strides[0] == 0:
+        mask = op(np.asarray(weights[:1]))
+        return np.broadcast_to(mask, (n, *mask.shape[1:]))
+    return op(weights)
 
 
 def resample(frames, weights, meta, *, factor):
@@ -140,7 +153,9 @@ def resample(frames, weights, meta, *, factor):
     ``order=1``, as PtyRAD); weights by nearest neighbour; the detector pixel ``dk`` / factor."""
     zoom = (1.0, factor, factor)
     frames = ndimage.zoom(frames, zoom, order=1).astype(np.float32, copy=False)
-    weights = ndimage.zoom(weights, zoom, order=0).astype(np.float32, copy=False)
+    weights = _per_mask(
+        lambda w: ndimage.zoom(w, zoom, order=0).astype(np.float32), weights, len(frames)
+    )
     dk = None if meta.dk_per_angstrom is None else meta.dk_per_angstrom / factor
     return frames, weights, replace(meta, dk_per_angstrom=dk)
 

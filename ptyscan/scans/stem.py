@@ -48,7 +48,7 @@ __all__ = ["StemScan", "StemScanParams"]
 
 log = logging.getLogger(__name__)
 
-PASS_BYTES = 32 << 20
+PASS_BYTES = 8 << 20
 """Frames read at once by the statistics pass."""
 
 
@@ -164,7 +164,8 @@ class StemScan(ClosesAtEnd, PtyScan):
         """Frames ``indices`` read and put through ``frame_steps``: (n, ky, kx) float32."""
         frames = self.source.read(self.layout.leads(indices))
         meta = steps.FrameMeta(indices=indices)
-        frames, _, _ = steps.apply_steps(frame_steps, frames, np.ones_like(frames), meta)
+        ones = np.broadcast_to(np.float32(1), frames.shape)  # no detector mask: all valid
+        frames, _, _ = steps.apply_steps(frame_steps, frames, ones, meta)
         return np.ascontiguousarray(frames, np.float32)
 
     def _geometry_steps(self):
@@ -201,7 +202,7 @@ class StemScan(ClosesAtEnd, PtyScan):
         for start in range(0, len(mine), block):
             frames = self._prepared(mine[start : start + block], geometry)
             raw_sum += frames.sum(axis=0, dtype=np.float64)
-            frames, _, _ = steps.apply_steps(crop, frames, frames, None)
+            frames, _, _ = steps.apply_steps(crop, frames, frames, None)  # no weights needed
             stats.add(frames)
         cropped = self._prepared(np.arange(1), geometry + crop).shape[1:]
         minimum, count, sums = stats.arrays(cropped)

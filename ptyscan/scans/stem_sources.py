@@ -155,6 +155,9 @@ class BinarySource:
             self._file.close()
             self._file = None
 
+    def __del__(self):  # a scan stopped by an error never reaches EOS
+        self.close()
+
 
 def raw_source(path, *, shape, offset, gap, where):
     """An EMPAD ``.raw`` file of float32 frames ``shape`` with ``gap`` bytes after each frame

@@ -378,3 +378,20 @@ def test_recipe_prepares_and_reconstructs_a_simulated_empad_file(tmp_path, capsy
         result = read_ptyr(tmp_path / "out" / "stem_empad.ptyr")
         np.testing.assert_allclose(result.sample_pixel_m, 0.2e-10, rtol=1e-9)
         assert np.isfinite(result.object).all()
+
+
+def test_weights_follow_the_shape_changing_steps():
+    from ptyscan.preprocess import electron as steps
+
+    frames = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
+    mask = np.ones((4, 4), np.float32)
+    mask[0, 0] = 0
+    meta = steps.FrameMeta(np.arange(2), 0.1)
+    for weights in (np.broadcast_to(mask, frames.shape), np.stack([mask, mask])):
+        bg = np.zeros((6, 6), np.float32)
+        f, w, m = steps.pad_background(frames, weights, meta, background=bg,
+                                       box=(slice(1, 5), slice(1, 5)))
+        assert f.shape == w.shape == (2, 6, 6) and w[0, 1, 1] == 0 and w.sum() == 2 * 35
+        f, w, m = steps.resample(f, w, m, factor=2.0)
+        assert f.shape == w.shape == (2, 12, 12) and m.dk_per_angstrom == pytest.approx(0.05)
+        assert w[1, 2, 2] == 0 and w[1, 5, 5] == 1
