@@ -6,8 +6,8 @@ float32 (``> 0`` valid) and ``meta`` a :class:`FrameMeta`. Options and whole-sca
 (the minimum, the normalisation constant, a padding background) are bound with keyword
 arguments beforehand (``functools.partial``), so a chunk is transformed alone with the same
 numbers as the whole scan. :func:`apply_steps` runs a list of them. The order, PtyRAD's
-``init_params``: flipT, crop, remove negative values, normalisation, pad, resample, detector
-blur, Poisson noise, then a final clip at 0 (the scan-axis steps, permute, reshape and the
+``init_params``: flipT, crop, remove negative values, normalisation, pad, resample, source
+size, detector blur, Poisson noise, then a final clip at 0 (the scan-axis steps, permute, reshape and the
 scan crop, select frames and live in the scan class).
 
 Whole-scan numbers come from :mod:`.electron_stats`.
@@ -35,6 +35,7 @@ __all__ = [
     "remove_negative",
     "remove_negative_needed",
     "resample",
+    "source_blur",
 ]
 
 NEG_MODES = ("clip_neg", "subtract_min", "subtract_value", "clip_value")
@@ -158,6 +159,16 @@ def resample(frames, weights, meta, *, factor):
     )
     dk = None if meta.dk_per_angstrom is None else meta.dk_per_angstrom / factor
     return frames, weights, replace(meta, dk_per_angstrom=dk)
+
+
+def source_blur(frames, weights, meta, *, n_fast, sigma_px):
+    """``meas_add_source_size``: Gaussian blur of std ``sigma_px`` (scan steps) along both
+    scan axes of whole scan rows ``(rows·n_fast, ky, kx)`` (reflecting edges, PtyRAD's
+    ``gaussian_filter``). Exact for the rows farther than ``int(4σ + 0.5)`` from a cut
+    edge: a caller blurring part of a scan passes that many extra rows on each side."""
+    grid = frames.reshape(-1, n_fast, *frames.shape[1:])
+    blurred = ndimage.gaussian_filter(grid, sigma=(sigma_px, sigma_px, 0, 0))
+    return blurred.reshape(frames.shape).astype(np.float32, copy=False), weights, meta
 
 
 def detector_blur(frames, weights, meta, *, sigma_px):

@@ -13,9 +13,10 @@ arrays). The numbers the steps need then follow without another look at the data
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 from .electron import remove_negative, remove_negative_needed
 
@@ -26,6 +27,7 @@ __all__ = [
     "normalization_constant",
     "pad_background_pattern",
     "pad_box",
+    "source_blur_weights",
 ]
 
 PAD_TYPES = ("constant", "edge", "linear_ramp", "exp", "power")
@@ -34,57 +36,68 @@ PAD_TYPES = ("constant", "edge", "linear_ramp", "exp", "power")
 
 @dataclass
 class ScanStats:
-    """Running sums of a pass: minimum, frame count and two per-pixel sums (float64).
+    """Running sums of a pass: minimum, frame count and per-pixel sums (float64).
 
-    ``raw_sum`` sums the frames as they are; ``removed_sum`` sums them after the
-    negative-value step with its mode and value applied (both are kept because whether
-    the step runs depends on the minimum of the whole scan).
+    ``sums[0]`` sums the frames as they are, ``sums[1]`` after the negative-value step
+    with its mode and value applied (both are kept because whether the step runs depends
+    on the minimum of the whole scan); ``sums[2:]`` the same with a weight per frame
+    (:func:`source_blur_weights`: the mean after a blur along the scan).
     """
 
     mode: str
     value: float | None
     minimum: float = np.inf
     count: int = 0
-    raw_sum: np.ndarray | None = None
-    removed_sum: np.ndarray | None = None
-    extra: dict = field(default_factory=dict)
+    sums: np.ndarray | None = None
 
-    def add(self, frames):
-        """Add a block ``(n, ky, kx)`` of frames."""
+    def add(self, frames, weights=None):
+        """Add a block ``(n, ky, kx)`` of frames, with ``(n,)`` frame weights (default 1)."""
         if len(frames) == 0:
             return
         frames = np.asarray(frames, np.float32)
+        w = np.ones(len(frames)) if weights is None else np.asarray(weights, np.float64)
         self.minimum = min(self.minimum, float(frames.min()))
         self.count += len(frames)
         removed, _, _ = remove_negative(frames, frames, None, mode=self.mode, value=self.value)
-        raw, rem = frames.sum(axis=0, dtype=np.float64), removed.sum(axis=0, dtype=np.float64)
-        self.raw_sum = raw if self.raw_sum is None else self.raw_sum + raw
-        self.removed_sum = rem if self.removed_sum is None else self.removed_sum + rem
+        if self.sums is None:
+            self.sums = np.zeros((4, *frames.shape[1:]), np.float64)
+        self.sums[0] += frames.sum(axis=0, dtype=np.float64)
+        self.sums[1] += removed.sum(axis=0, dtype=np.float64)
+        self.sums[2] += np.tensordot(w, frames, axes=1)
+        self.sums[3] += np.tensordot(w, removed, axes=1)
 
     def arrays(self, shape):
         """``(minimum, count, sums)`` as arrays to reduce over ranks (sum; min for minimum)."""
-        sums = np.zeros((2, *shape), np.float64)
-        if self.raw_sum is not None:
-            sums[0], sums[1] = self.raw_sum, self.removed_sum
+        sums = np.zeros((4, *shape), np.float64) if self.sums is None else self.sums
         return np.array([self.minimum]), np.array([float(self.count)]), sums
 
     @classmethod
     def from_arrays(cls, minimum, count, sums, *, mode, value):
         """The stats of the whole scan from reduced :meth:`arrays`."""
-        return cls(mode, value, float(minimum[0]), int(count[0]), sums[0], sums[1])
+        return cls(mode, value, float(minimum[0]), int(count[0]), sums)
 
     def removal_applies(self, *, force):
         return remove_negative_needed(self.minimum, force=force)
 
-    def mean_after_removal(self, *, force) -> np.ndarray:
-        """Mean pattern (ky, kx) float64 after the negative-value step of the whole scan."""
+    def mean_after_removal(self, *, force, weighted=False) -> np.ndarray:
+        """Mean pattern (ky, kx) float64 after the negative-value step of the whole scan
+        (``weighted``: with the frame weights, which average to 1)."""
+        raw, removed = self.sums[2:] if weighted else self.sums[:2]
         if self.count == 0:
-            return np.zeros_like(self.raw_sum)
+            return np.zeros_like(raw)
         if not self.removal_applies(force=force):
-            return self.raw_sum / self.count
+            return raw / self.count
         if self.mode == "subtract_min":  # affine, and nothing is negative after it
-            return self.raw_sum / self.count - self.minimum
-        return self.removed_sum / self.count
+            return raw / self.count - self.minimum
+        return removed / self.count
+
+
+def source_blur_weights(grid, sigma_px) -> np.ndarray:
+    """(slow·fast,) weight of each frame in the mean after a Gaussian blur of std
+    ``sigma_px`` along both scan axes (``scipy.ndimage.gaussian_filter``, reflecting
+    edges): the column sums of the blur, which average to 1."""
+    a, b = (ndimage.gaussian_filter1d(np.eye(n), sigma_px, axis=0).sum(axis=0) for n in grid)
+    return np.outer(a, b).ravel()
 
 
 def normalization_constant(mean_pattern, *, mode, value=None) -> float:

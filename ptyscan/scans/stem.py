@@ -36,6 +36,7 @@ from ..preprocess.electron_stats import (
     normalization_constant,
     pad_background_pattern,
     pad_box,
+    source_blur_weights,
 )
 from ..scan import PtyScan
 from ..simulate.electron import ANGSTROM_M
@@ -136,10 +137,12 @@ class StemScan(ClosesAtEnd, PtyScan):
                 value=pad.value,
                 threshold=pad.threshold,
             )
-        numbers.update(self._calibrate(numbers, mean))
+        if self.source_sigma_px:  # the mean after the blur along the scan
+            mean = stats.mean_after_removal(force=force, weighted=True) / constant
+        numbers.update(self._calibrate(numbers, mean.astype(np.float32)))
         self.recorded_meta["psize"] = numbers["psize_m"]
         self._positions_m = self._make_positions(numbers)
-        return {"stem": numbers, "probe": numbers.pop("probe"), "mean_pattern": mean}
+        return {"stem": numbers, "probe": numbers.pop("probe")}
 
     def load_positions(self):
         return self._positions_m
@@ -151,7 +154,15 @@ class StemScan(ClosesAtEnd, PtyScan):
         self._steps = self._frame_steps(numbers, seed=self.seed)
 
     def load(self, indices):
-        frames = self._prepared(np.asarray(indices, np.int64), self._steps)
+        indices = np.asarray(indices, np.int64)
+        if not self.source_sigma_px:
+            frames = self._prepared(indices, self._steps)
+        else:  # whole scan rows, with the rows the blur along the scan reaches
+            (n_slow, n_fast), radius = self.layout.grid, int(4 * self.source_sigma_px + 0.5)
+            rows = indices // n_fast
+            first, stop = max(rows.min() - radius, 0), min(rows.max() + radius + 1, n_slow)
+            frames = self._prepared(np.arange(first * n_fast, stop * n_fast), self._steps)
+            frames = frames[indices - first * n_fast]
         return {int(i): frames[k] for k, i in enumerate(indices)}, {}, {}
 
     def correct(self, raw, weights, common):
@@ -159,6 +170,12 @@ class StemScan(ClosesAtEnd, PtyScan):
         return raw, weights
 
     # --- pieces ----------------------------------------------------------------------------
+
+    @property
+    def source_sigma_px(self) -> float:
+        """``meas_add_source_size`` in scan steps (0: none)."""
+        p = self.info
+        return (p.meas_add_source_size or 0.0) / p.pos_scan_step_size
 
     def _prepared(self, indices, frame_steps):
         """Frames ``indices`` read and put through ``frame_steps``: (n, ky, kx) float32."""
@@ -199,11 +216,20 @@ class StemScan(ClosesAtEnd, PtyScan):
         probe = self._prepared(np.arange(1), geometry)
         raw_sum = np.zeros(probe.shape[1:], np.float64)
         block = max(1, PASS_BYTES // max(probe.nbytes, 1))
+        weights = None
+        if self.source_sigma_px:
+            if self.layout.grid is None:
+                raise ScanError(
+                    "scan.meas_add_source_size: blurring along the scan needs its raster: set "
+                    "pos_N_scan_slow and pos_N_scan_fast (or store (Ry, Rx, ky, kx) data)"
+                )
+            weights = source_blur_weights(self.layout.grid, self.source_sigma_px)
         for start in range(0, len(mine), block):
-            frames = self._prepared(mine[start : start + block], geometry)
+            part = mine[start : start + block]
+            frames = self._prepared(part, geometry)
             raw_sum += frames.sum(axis=0, dtype=np.float64)
             frames, _, _ = steps.apply_steps(crop, frames, frames, None)  # no weights needed
-            stats.add(frames)
+            stats.add(frames, None if weights is None else weights[part])
         cropped = self._prepared(np.arange(1), geometry + crop).shape[1:]
         minimum, count, sums = stats.arrays(cropped)
         if everywhere:
@@ -213,8 +239,8 @@ class StemScan(ClosesAtEnd, PtyScan):
         stats = ScanStats.from_arrays(minimum, count, sums, mode=neg.mode, value=neg.value)
         return stats, raw_sum / max(n, 1)
 
-    def _linear_steps(self, numbers):
-        """pad, resample, detector blur: linear (affine) in the frames."""
+    def _linear_steps(self, numbers, *, source_blur=False):
+        """pad, resample, (source size,) detector blur: linear (affine) in the frames."""
         p = self.info
         out = []
         if p.meas_pad.mode is not None:
@@ -223,6 +249,9 @@ class StemScan(ClosesAtEnd, PtyScan):
             out.append(partial(steps.pad_background, background=bg, box=box))
         if p.meas_resample.mode is not None:
             out.append(partial(steps.resample, factor=min(p.meas_resample.scale_factors)))
+        if source_blur and self.source_sigma_px:
+            n_fast = self.layout.grid[1]
+            out.append(partial(steps.source_blur, n_fast=n_fast, sigma_px=self.source_sigma_px))
         if p.meas_add_detector_blur:
             out.append(partial(steps.detector_blur, sigma_px=p.meas_add_detector_blur))
         return out
@@ -242,7 +271,7 @@ class StemScan(ClosesAtEnd, PtyScan):
             )
         )
         out.append(partial(steps.normalize, constant=numbers["constant"]))
-        out += self._linear_steps(numbers)
+        out += self._linear_steps(numbers, source_blur=True)
         noise = p.meas_add_poisson_noise
         if noise is not None:
             electrons = noise.value

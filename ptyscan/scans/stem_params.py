@@ -252,7 +252,8 @@ class StemScanParams(PtyScanParams):
     meas_pad: Pad = Pad()
     meas_resample: Resample = Resample()
     meas_add_source_size: float | None = Field(None, ge=0, le=100)
-    """Source size: Gaussian std in Å along the scan (not supported yet: must be None)."""
+    """Source size (partial spatial coherence): Gaussian std in Å of a blur along both scan
+    axes (needs the raster); a chunk reads int(4σ/step + 0.5) more scan rows each side."""
     meas_add_detector_blur: float | None = Field(None, ge=0, le=100)
     """Detector blur: Gaussian std in px along ky, kx."""
     meas_add_poisson_noise: PoissonNoise | None = None
@@ -284,13 +285,3 @@ class StemScanParams(PtyScanParams):
         except ParameterError as exc:
             raise ValueError(f"probe_pmode_init_pows: {exc}") from None
         return self
-
-    @field_validator("meas_add_source_size")
-    @classmethod
-    def _no_source_size(cls, value):
-        if value:
-            raise ValueError(
-                f"is not supported yet (it blurs across scan positions), got {value}; "
-                "leave it None"
-            )
-        return value

@@ -389,9 +389,39 @@ def test_weights_follow_the_shape_changing_steps():
     meta = steps.FrameMeta(np.arange(2), 0.1)
     for weights in (np.broadcast_to(mask, frames.shape), np.stack([mask, mask])):
         bg = np.zeros((6, 6), np.float32)
-        f, w, m = steps.pad_background(frames, weights, meta, background=bg,
-                                       box=(slice(1, 5), slice(1, 5)))
+        f, w, m = steps.pad_background(
+            frames, weights, meta, background=bg, box=(slice(1, 5), slice(1, 5))
+        )
         assert f.shape == w.shape == (2, 6, 6) and w[0, 1, 1] == 0 and w.sum() == 2 * 35
         f, w, m = steps.resample(f, w, m, factor=2.0)
         assert f.shape == w.shape == (2, 12, 12) and m.dk_per_angstrom == pytest.approx(0.05)
         assert w[1, 2, 2] == 0 and w[1, 5, 5] == 1
+
+
+@pytest.mark.parametrize("per_chunk", [1, 5, 42])
+def test_source_size_blur_reads_a_halo_and_equals_the_whole_array(per_chunk):
+    rng = np.random.default_rng(3)
+    arr = (np.abs(rng.normal(5.0, 3.0, (8, 6, 12, 12))) + 1).astype(np.float32)
+    pars = {
+        "meas_crop": [[1, 8], None, None, None],
+        "pos_scan_step_size": 0.5,
+        "meas_add_source_size": 0.25,
+        "meas_pad": {
+            "mode": "precompute",
+            "padding_type": "constant",
+            "target_Npix": 16,
+            "value": 0.1,
+        },
+        "meas_calibration": {"mode": "dx", "value": 0.3},
+        "pos_scan_rand_std": 0,
+    }
+    scan = StemScan(meas_source="custom", meas_params=arr, seed=1, **pars)
+    data, _ = _frames(scan, per_chunk)
+    meas = arr[1:8].copy()
+    meas /= meas.reshape(-1, 12, 12).mean(axis=0).max()
+    canvas = np.full((7, 6, 16, 16), 0.01, np.float32)
+    canvas[..., 2:14, 2:14] = meas
+    expected = ndimage.gaussian_filter(canvas, sigma=0.5, axes=(0, 1)).reshape(42, 16, 16)
+    np.testing.assert_allclose(data, expected, rtol=1e-5, atol=1e-7)
+    total = scan.calibration["mean_total_intensity"]
+    assert total == pytest.approx(expected.sum() / 42, rel=1e-5)
