@@ -22,10 +22,12 @@ the electron wavelength, ``meta.distance`` the nominal ``distance`` and ``meta.p
 from __future__ import annotations
 
 import logging
+import os
 from functools import partial
 
 import numpy as np
 
+from ..chunk import EOS, Chunk
 from ..errors import ScanError
 from ..geometry import electron_wavelength_m, photon_energy_kev, stem_calibration
 from ..io.results import read_ptyr
@@ -41,6 +43,7 @@ from ..preprocess.electron_stats import (
 from ..scan import PtyScan
 from ..simulate.electron import ANGSTROM_M
 from .closing import ClosesAtEnd
+from .stem_export import MeasExporter
 from .stem_layout import build_layout, initial_probe, raster_positions_angstrom
 from .stem_params import StemScanParams
 from .stem_sources import open_source
@@ -69,6 +72,10 @@ class StemScan(ClosesAtEnd, PtyScan):
         self._steps = None
         self._positions_m = None
         self.calibration: dict | None = None
+        self._export = None
+        if p.meas_export is not None:
+            folder = os.path.dirname(p.meas_params.path) if p.meas_params.path else None
+            self._export = MeasExporter(p.meas_export, default_dir=folder, comm=self.comm)
         self.probe: np.ndarray | None = None
 
     # --- the stored frames -----------------------------------------------------------------
@@ -96,6 +103,21 @@ class StemScan(ClosesAtEnd, PtyScan):
         if self._layout is None:
             self._layout = build_layout(self.source.shape, self.info)
         return self._layout
+
+    def auto(self, frames):
+        """ptypy's ``auto``, and ``meas_export`` of every chunk (collective)."""
+        out = super().auto(frames)
+        if self._export is not None:
+            if isinstance(out, Chunk):
+                self._export.write(out, self.num_frames)
+            elif out is EOS:
+                self._export.close()
+        return out
+
+    @property
+    def export_path(self) -> str | None:
+        """The ``meas_export`` file (once the first chunk is written on rank 0), or None."""
+        return None if self._export is None else self._export.path
 
     def close(self):
         """Close the source (it reopens when needed); called at the end of the scan."""

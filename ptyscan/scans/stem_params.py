@@ -157,6 +157,24 @@ class ProbeNormalization(ParamsModel):
         return self
 
 
+class Export(ParamsModel):
+    """``meas_export``: where the prepared patterns go."""
+
+    file_dir: str | None = None
+    """Folder; None: the folder of meas_params.path (else the working directory)."""
+    file_name: str = Field("ptyrad_init_meas", min_length=1)
+    file_format: Literal["hdf5", "npy"] = "hdf5"
+    """hdf5 (dataset 'meas') or npy; PtyRAD's tif and mat are not supported."""
+    append_shape: bool = True
+    """Append _N_ky_kx to the file name."""
+
+
+def _export(value):
+    if value is True:
+        return {}
+    return None if value is False else value
+
+
 def _flip_t(value):
     if value is None:
         return None
@@ -258,8 +276,9 @@ class StemScanParams(PtyScanParams):
     """Detector blur: Gaussian std in px along ky, kx."""
     meas_add_poisson_noise: PoissonNoise | None = None
     """{unit: total_e_per_pattern | e_per_Ang2, value}."""
-    meas_export: Literal[False] | None = None
-    """Export of the prepared patterns: not supported yet (use save/dfile: .ptyd)."""
+    meas_export: Annotated[Export | None, BeforeValidator(_export)] = None
+    """null/false: no export; true or {file_dir, file_name, file_format: hdf5 | npy,
+    append_shape}: write the prepared (N, ky, kx) patterns to one file as they stream."""
     pos_source: Literal[POS_SOURCES] = "simu"
     """Positions: simu (raster), custom (pos_params an (N, 2) array (y, x) in px of dx,
     PtyRAD's), ptyr (the final positions of our result file pos_params)."""

@@ -473,3 +473,29 @@ def test_reconstruction_of_the_simulated_empad_scan_finds_the_object(tmp_path):
     scanned = np.angle(truth["object"])[54 : 54 + 47, 54 : 54 + 47]  # the views' middles
     assert _best_correlation(phase, scanned) > 0.7
     assert _best_correlation(phase, scanned.T) < 0.5
+
+
+@pytest.mark.parametrize("file_format", ["hdf5", "npy"])
+def test_meas_export_writes_the_prepared_patterns(tmp_path, file_format):
+    arr = _four_d()
+    export = {"file_dir": str(tmp_path / "exp"), "file_format": file_format}
+    scan = StemScan(meas_source="custom", meas_params=arr, seed=1, meas_export=export, **PIPELINE)
+    data, _ = _frames(scan, 5)
+    name = (
+        tmp_path / "exp" / f"ptyrad_init_meas_12_30_30.{'h5' if file_format == 'hdf5' else 'npy'}"
+    )
+    assert scan.export_path == str(name)
+    if file_format == "npy":
+        stored = np.load(name)
+    else:
+        with h5py.File(name, "r") as f:
+            stored = f["meas"][()]
+    np.testing.assert_array_equal(stored, data)
+
+
+def test_meas_export_true_goes_next_to_the_data(empad):
+    path, _ = empad
+    scan = _stem(path, meas_export=True, num_frames=4)
+    _frames(scan, 3)
+    with h5py.File(path.parent / "ptyrad_init_meas_4_128_128.h5", "r") as f:
+        assert f["meas"].shape == (4, 128, 128)
