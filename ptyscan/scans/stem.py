@@ -44,7 +44,12 @@ from ..scan import PtyScan
 from ..simulate.electron import ANGSTROM_M
 from .closing import ClosesAtEnd
 from .stem_export import MeasExporter
-from .stem_layout import build_layout, initial_probe, raster_positions_angstrom
+from .stem_layout import (
+    build_layout,
+    initial_probe,
+    ptyrad_positions_px,
+    raster_positions_angstrom,
+)
 from .stem_params import StemScanParams
 from .stem_sources import open_source
 
@@ -396,6 +401,8 @@ class StemScan(ClosesAtEnd, PtyScan):
                     "a .ptyr result for pos_source 'ptyr'"
                 )
             return read_ptyr(p.pos_params).positions_final
+        if p.pos_source == "PtyRAD":
+            return ptyrad_positions_px(p.pos_params) * dx * ANGSTROM_M
         if p.pos_source == "custom":
             pos = np.asarray(p.pos_params, np.float64) if p.pos_params is not None else None
             if pos is None or pos.ndim != 2 or pos.shape[1] != 2 or not np.isfinite(pos).all():

@@ -24,7 +24,7 @@ from ..simulate.modes import mode_fractions
 __all__ = ["MEAS_SOURCES", "POS_SOURCES", "StemScanParams"]
 
 MEAS_SOURCES = ("file", "raw", "h5", "hdf5", "npy", "tif", "tiff", "mat", "custom")
-POS_SOURCES = ("simu", "custom", "ptyr")
+POS_SOURCES = ("simu", "custom", "ptyr", "PtyRAD")
 Real = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -281,9 +281,10 @@ class StemScanParams(PtyScanParams):
     append_shape}: write the prepared (N, ky, kx) patterns to one file as they stream."""
     pos_source: Literal[POS_SOURCES] = "simu"
     """Positions: simu (raster), custom (pos_params an (N, 2) array (y, x) in px of dx,
-    PtyRAD's), ptyr (the final positions of our result file pos_params)."""
+    PtyRAD's), ptyr (the final positions of our result file pos_params) or PtyRAD (its
+    hdf5 result: model_attributes/crop_pos + optimizable_tensors/probe_pos_shifts, px)."""
     pos_params: Any = None
-    """A .ptyr path (ptyr) or an (N, 2) array (custom)."""
+    """A result path (ptyr, PtyRAD) or an (N, 2) array (custom)."""
     pos_N_scan_slow: int | None = Field(None, ge=1, le=100_000)
     """Scan positions along the slow (vertical) axis."""
     pos_N_scan_fast: int | None = Field(None, ge=1, le=100_000)

@@ -378,6 +378,15 @@ def test_recipe_prepares_and_reconstructs_a_simulated_empad_file(tmp_path, capsy
         result = read_ptyr(tmp_path / "out" / "stem_empad.ptyr")
         np.testing.assert_allclose(result.sample_pixel_m, 0.2e-10, rtol=1e-9)
         assert np.isfinite(result.object).all()
+        again = _stem(
+            raw,
+            pos_N_scan_slow=6,
+            pos_N_scan_fast=6,
+            pos_source="ptyr",
+            pos_params=str(tmp_path / "out" / "stem_empad.ptyr"),
+        )
+        again.initialize()
+        np.testing.assert_array_equal(again.positions, result.positions_final)
 
 
 def test_weights_follow_the_shape_changing_steps():
@@ -499,3 +508,34 @@ def test_meas_export_true_goes_next_to_the_data(empad):
     _frames(scan, 3)
     with h5py.File(path.parent / "ptyrad_init_meas_4_128_128.h5", "r") as f:
         assert f["meas"].shape == (4, 128, 128)
+
+
+def test_positions_from_ptyrad_and_custom(tmp_path):
+    arr = _four_d(shape=(4, 16, 16))
+    base = {
+        "meas_source": "custom",
+        "meas_params": arr,
+        "seed": 2,
+        "meas_calibration": {"mode": "dx", "value": 0.25},
+    }
+    px = np.array([[0, 0], [0, 3], [3, 0], [3, 3]], np.float64)
+    path = tmp_path / "ptyrad.hdf5"
+    with h5py.File(path, "w") as f:
+        f["model_attributes/crop_pos"] = px.astype(np.int32)
+        f["optimizable_tensors/probe_pos_shifts"] = np.full((4, 2), 0.5, np.float32)
+    expected = (px + 0.5) * 0.25e-10
+    for kw in (
+        {"pos_source": "PtyRAD", "pos_params": str(path)},
+        {"pos_source": "custom", "pos_params": px + 0.5},
+    ):
+        scan = StemScan({**base, **kw}, comm=SerialComm())
+        scan.initialize()
+        np.testing.assert_allclose(scan.positions, expected)
+    bad = StemScan({**base, "pos_source": "PtyRAD", "pos_params": str(path.with_suffix(".x"))})
+    with pytest.raises(PtyScanError, match=r"expected the path of a PtyRAD \.hdf5 result"):
+        bad.initialize()
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["something"] = np.ones(3)
+    other = StemScan({**base, "pos_source": "PtyRAD", "pos_params": str(tmp_path / "other.h5")})
+    with pytest.raises(PtyScanError, match=r"no model_attributes/crop_pos.*something"):
+        other.initialize()
