@@ -20,6 +20,8 @@ PARS = {
     "meas_pad": {"mode": "precompute", "padding_type": "exp", "target_Npix": 20},
     "meas_add_poisson_noise": {"unit": "e_per_Ang2", "value": 5000},
     "meas_calibration": {"mode": "fitRBF"},
+    "meas_add_source_size": 0.3,  # Å: 0.6 scan steps, chunks read 2 more rows each side
+    "pos_scan_step_size": 0.5,
     "seed": 5,
 }
 
