@@ -240,9 +240,10 @@ class StemScan(ClosesAtEnd, PtyScan):
         neg = p.meas_remove_neg_values
         stats = ScanStats(neg.mode, neg.value)
         geometry, crop = self._geometry_steps(), self._crop_step()
-        probe = self._prepared(np.arange(1), geometry)
-        raw_sum = np.zeros(probe.shape[1:], np.float64)
-        block = max(1, PASS_BYTES // max(probe.nbytes, 1))
+        first = self._prepared(np.arange(1), geometry)
+        raw_sum = np.zeros(first.shape[1:], np.float64)
+        cropped = steps.apply_steps(crop, first, first, None)[0].shape[1:]
+        block = max(1, PASS_BYTES // max(first.nbytes, 1))
         weights = None
         if self.source_sigma_px:
             if self.layout.grid is None:
@@ -257,7 +258,6 @@ class StemScan(ClosesAtEnd, PtyScan):
             raw_sum += frames.sum(axis=0, dtype=np.float64)
             frames, _, _ = steps.apply_steps(crop, frames, frames, None)  # no weights needed
             stats.add(frames, None if weights is None else weights[part])
-        cropped = self._prepared(np.arange(1), geometry + crop).shape[1:]
         minimum, count, sums = stats.arrays(cropped)
         if everywhere:
             self.comm.Allreduce(minimum, op="min")

@@ -244,8 +244,8 @@ def open_source(meas_source, meas_params, *, default_shape, where="scan.meas_par
     if not os.path.exists(path):
         raise ScanError(f"{where}.path: no such file {path!r}")
     kind = FILE_TYPES.get(os.path.splitext(path)[1].lower())
-    if meas_source not in (None, "file") and kind != meas_source:
-        kind = meas_source
+    if meas_source not in (None, "file"):  # an explicit type wins over the extension
+        kind = {"h5": "hdf5", "tiff": "tif"}.get(meas_source, meas_source)
     key = meas_params.get("key")
     if kind == "raw":
         shape = meas_params.get("shape") or default_shape
