@@ -21,6 +21,7 @@ __all__ = [
     "HC_KEV_M",
     "PLANCK_J_S",
     "SPEED_OF_LIGHT_M_S",
+    "STEM_CALIBRATION_MODES",
     "centred_coordinates_px",
     "check_object_extent",
     "check_sample_pixel",
@@ -30,6 +31,7 @@ __all__ = [
     "frame_shape",
     "photon_energy_kev",
     "positions_to_pixels",
+    "stem_calibration",
     "xray_wavelength_m",
 ]
 
@@ -296,3 +298,66 @@ def centred_coordinates_px(shape):
     y = (np.arange(ny, dtype=np.float64) - ny // 2)[:, None]
     x = (np.arange(nx, dtype=np.float64) - nx // 2)[None, :]
     return y, x
+
+
+STEM_CALIBRATION_MODES = ("dx", "dk", "kMax", "da", "angleMax", "n_alpha", "RBF", "fitRBF")
+"""PtyRAD's ``meas_calibration`` modes: units Å, 1/Å, 1/Å, mrad, mrad, 1, px, (fitted) px."""
+
+
+def stem_calibration(mode, value, *, npix, energy_kev, conv_angle_mrad):
+    """A 4D-STEM detector calibration in every unit PtyRAD knows (its ``meas_calibration``).
+
+    Parameters
+    ----------
+    mode : str
+        One of :data:`STEM_CALIBRATION_MODES`: ``dx`` sample pixel (Å), ``dk`` detector pixel
+        (1/Å), ``kMax`` half the detector width (1/Å), ``da`` detector pixel (mrad),
+        ``angleMax`` half the detector width (mrad), ``n_alpha`` ``angleMax`` in units of the
+        convergence angle, ``RBF`` or ``fitRBF`` the bright-field disk radius (px).
+    value : float
+        The value in that unit, > 0.
+    npix : int
+        Detector pixels across (the width ``value`` refers to).
+    energy_kev : float
+        Electron energy in keV (kV).
+    conv_angle_mrad : float
+        Convergence semi-angle in mrad.
+
+    Returns
+    -------
+    dict
+        ``dk_per_angstrom``, ``dx_angstrom``, ``kmax_per_angstrom``, ``angle_max_mrad``,
+        ``da_mrad``, ``rbf_px``, ``wavelength_angstrom``, ``nyquist_angstrom`` (2·dx, the
+        finest period the sample grid holds) and ``rayleigh_angstrom`` (0.61 λ / α, the
+        incoherent STEM limit of the aperture).
+    """
+    value = _positive(f"meas_calibration.value ({mode})", value, hint="The value in its unit.")
+    lam = float(electron_wavelength_m(energy_kev)) * 1e10
+    alpha = 1e-3 * _positive("probe_conv_angle", conv_angle_mrad, hint="In mrad, e.g. 20.")
+    dk_of = {
+        "dx": lambda v: 1.0 / (npix * v),
+        "dk": lambda v: v,
+        "kMax": lambda v: 2.0 * v / npix,
+        "da": lambda v: 1e-3 * v / lam,
+        "angleMax": lambda v: 2e-3 * v / (lam * npix),
+        "n_alpha": lambda v: 2.0 * v * alpha / (lam * npix),
+        "RBF": lambda v: alpha / (lam * v),
+        "fitRBF": lambda v: alpha / (lam * v),
+    }
+    if mode not in dk_of:
+        raise ParameterError(
+            f"meas_calibration.mode: got {mode!r}; expected one of {', '.join(dk_of)}"
+        )
+    dk = float(dk_of[mode](value))
+    dx = 1.0 / (npix * dk)
+    return {
+        "dk_per_angstrom": dk,
+        "dx_angstrom": dx,
+        "kmax_per_angstrom": dk * npix / 2.0,
+        "angle_max_mrad": 1e3 * lam * dk * npix / 2.0,
+        "da_mrad": 1e3 * lam * dk,
+        "rbf_px": alpha / (lam * dk),
+        "wavelength_angstrom": lam,
+        "nyquist_angstrom": 2.0 * dx,
+        "rayleigh_angstrom": 0.61 * lam / alpha,
+    }

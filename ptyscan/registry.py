@@ -43,6 +43,7 @@ BUILTIN_SCANS = {
     "SimScan": "ptyscan.scans.simscan:SimScan",
     "Hdf5Loader": "ptyscan.scans.hdf5_loader:Hdf5Loader",
     "Hdf5LoaderFast": "ptyscan.scans.hdf5_loader_fast:Hdf5LoaderFast",
+    "StemScan": "ptyscan.scans.stem:StemScan",
 }
 """Name → target of the scan classes shipped with ptyscan."""
 

@@ -150,6 +150,23 @@ def _hdf5_loader_fast(tmp_path, **kw):
     return _hdf5("Hdf5LoaderFast", tmp_path, workers=2, **kw)
 
 
+def _stem(tmp_path, **kw):
+    """A 13 × 1 raster of 32² EMPAD-style frames (2 rows of metadata after each)."""
+    from ptyscan.simulate.stem_raw import simulate_stem_raw
+
+    path = tmp_path / "stem.raw"
+    if not path.exists():
+        simulate_stem_raw(path, n_slow=N_FRAMES, n_fast=1, npix=32, gap_bytes=256, dx_angstrom=0.3)
+    return get_scan("StemScan")(
+        meas_params={"path": str(path), "shape": [N_FRAMES, 32, 32], "gap": 256},
+        pos_N_scan_slow=N_FRAMES,
+        pos_N_scan_fast=1,
+        meas_calibration={"mode": "dx", "value": 0.3},
+        seed=2,
+        **kw,
+    )
+
+
 FACTORIES = {
     "MoonFlowerScan": _moonflower,
     "QuickScan": _quick,
@@ -160,6 +177,7 @@ FACTORIES = {
     "SimScan": _simscan,
     "Hdf5Loader": _hdf5_loader,
     "Hdf5LoaderFast": _hdf5_loader_fast,
+    "StemScan": _stem,
 }
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "axis_values",
     "check_datasets",
     "correct_block",
+    "dataset_names",
     "mask_valid",
     "read_frames",
 ]
@@ -94,7 +95,7 @@ class H5Files:
         self._files.clear()
 
 
-def _dataset_names(handle) -> list[str]:
+def dataset_names(handle) -> list[str]:
     names = []
     handle.visititems(
         lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
@@ -134,7 +135,7 @@ def check_datasets(files, refs) -> list[str]:
             continue
         obj = handle.get(key)
         if obj is None:
-            near = closest_name(key.strip("/"), _dataset_names(handle))
+            near = closest_name(key.strip("/"), dataset_names(handle))
             hint = f" (did you mean {near!r}?)" if near else ""
             problems.append(f"{where}: no dataset {key!r} in {path}{hint}")
         elif not isinstance(obj, h5py.Dataset):

@@ -31,9 +31,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..chunk import EOS
 from ..errors import ScanError
 from ..scan import PtyScan
+from .closing import ClosesAtEnd
 from .hdf5_io import H5Files, read_frames
 from .hdf5_live import LiveTracker, read_positions
 from .hdf5_params import Hdf5LoaderParams
@@ -73,7 +73,7 @@ def normalisation_scales(monitor, sigma) -> np.ndarray:
     return scales
 
 
-class Hdf5Loader(PtyScan):
+class Hdf5Loader(ClosesAtEnd, PtyScan):
     """Frames and positions from HDF5/NeXus/CXI files, any of five scan layouts (ptypy's)."""
 
     Params = Hdf5LoaderParams
@@ -98,12 +98,6 @@ class Hdf5Loader(PtyScan):
         if self._files is not None:
             self._files.close()
             self._files = None
-
-    def auto(self, frames):
-        out = super().auto(frames)
-        if out is EOS:
-            self.close()
-        return out
 
     # --- hooks ----------------------------------------------------------------------------
 

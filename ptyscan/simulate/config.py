@@ -11,7 +11,7 @@ import math
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import AliasChoices, BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, field_validator
 
 from ptyscan.params import (
     OptionalPair,
@@ -23,6 +23,7 @@ from ptyscan.params import (
 )
 
 __all__ = [
+    "Aberrations",
     "ApertureParams",
     "ComplexPair",
     "DiversityParams",
@@ -205,28 +206,31 @@ class FZPParams(ParamsModel):
     """Distance from the focal plane to the sample in metres (positive: downstream)."""
 
 
+def _aberrations(value):
+    from ptyscan.errors import ParameterError
+    from ptyscan.simulate.aberrations import normalize_aberrations
+
+    try:
+        normalize_aberrations(value)
+    except ParameterError as exc:
+        raise ValueError(f"{exc}, got {short_repr(value)}") from None
+    return value
+
+
+Aberrations = Annotated[dict[str, float], AfterValidator(_aberrations)]
+"""Aberrations in Å and degrees in any notation of :mod:`ptyscan.simulate.aberrations`."""
+
+
 class ElectronParams(ParamsModel):
     """``illumination.electron``: a 4D-STEM probe, for ``model: electron`` (PtyRAD)."""
 
     conv_angle: PositiveFloat = 20.0
     """Convergence semi-angle in mrad."""
-    aberrations: dict[str, float] = {}
+    aberrations: Aberrations = {}
     """Aberrations in Å and degrees, any notation (C10/phi.., C12a/b, Haider A1/A1phi,
     defocus, Cs); C10 = -defocus."""
     edge: float = Field(1.0, ge=0)
     """Width of the aperture's soft edge in frequency pixels."""
-
-    @field_validator("aberrations")
-    @classmethod
-    def _valid_aberrations(cls, value):
-        from ptyscan.errors import ParameterError
-        from ptyscan.simulate.aberrations import normalize_aberrations
-
-        try:
-            normalize_aberrations(value)
-        except ParameterError as exc:
-            raise ValueError(f"{exc}, got {short_repr(value)}") from None
-        return value
 
 
 class IlluminationParams(ParamsModel):

@@ -1,0 +1,421 @@
+"""StemScan: 4D-STEM electron ptychography data with PtyRAD's ``init_params``.
+
+Frames come from an EMPAD ``.raw``, HDF5, ``.npy``, TIFF or MATLAB file, or an array
+(:mod:`.stem_sources`), laid out ``(N, ky, kx)`` or ``(Ry, Rx, ky, kx)``
+(:mod:`.stem_layout`). They are read per chunk and per rank, never the whole scan.
+
+``load_common`` makes one streaming pass over the frames (each rank its share when
+``load_parallel`` is 'common' or 'all', summed over MPI) for the numbers PtyRAD takes from
+the whole array: the minimum, the mean pattern, the normalisation constant, the padding
+background and the bright-field disk. Every chunk is then transformed alone by PtyRAD's
+steps (:mod:`ptyscan.preprocess.electron`) with those numbers, so the frames equal the
+steps applied to the whole array. The mean pattern goes through the linear steps (pad,
+resample, blur) for the mean total intensity (Poisson noise, initial probe).
+
+Geometry, one convention for the whole project: ``meta.energy`` is the photon energy of
+the electron wavelength, ``meta.distance`` the nominal ``distance`` and ``meta.psize =
+λ·distance·dk``, so the engines' sample pixel ``λ·distance / (N·psize)`` is the calibrated
+``dx``. The initial probe the scan implies is :attr:`StemScan.probe` and
+``common['probe']``; the calibration is :attr:`StemScan.calibration` (and logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import partial
+
+import numpy as np
+
+from ..chunk import EOS, Chunk
+from ..errors import ScanError
+from ..geometry import electron_wavelength_m, photon_energy_kev, stem_calibration
+from ..io.results import read_ptyr
+from ..preprocess import electron as steps
+from ..preprocess.electron_stats import (
+    ScanStats,
+    bright_field_radius_px,
+    normalization_constant,
+    pad_background_pattern,
+    pad_box,
+    source_blur_weights,
+)
+from ..scan import PtyScan
+from ..simulate.electron import ANGSTROM_M
+from .closing import ClosesAtEnd
+from .stem_export import MeasExporter
+from .stem_layout import (
+    build_layout,
+    initial_probe,
+    ptyrad_positions_px,
+    raster_positions_angstrom,
+)
+from .stem_params import StemScanParams
+from .stem_sources import open_source
+
+__all__ = ["StemScan", "StemScanParams"]
+
+log = logging.getLogger(__name__)
+
+PASS_BYTES = 8 << 20
+"""Frames read at once by the statistics pass."""
+
+
+class StemScan(ClosesAtEnd, PtyScan):
+    """4D-STEM frames with PtyRAD's preprocessing, calibration, positions and probe."""
+
+    Params = StemScanParams
+
+    def __init__(self, pars=None, *, comm=None, **kwargs):
+        super().__init__(pars, comm=comm, **kwargs)
+        p = self.info
+        self.wavelength_m = float(electron_wavelength_m(p.probe_kv))
+        self.recorded_meta["energy"] = float(photon_energy_kev(self.wavelength_m))
+        self.recorded_meta["distance"] = float(p.distance)
+        self._source = None
+        self._layout = None
+        self._steps = None
+        self._positions_m = None
+        self.calibration: dict | None = None
+        self._export = None
+        if p.meas_export is not None:
+            folder = os.path.dirname(p.meas_params.path) if p.meas_params.path else None
+            self._export = MeasExporter(p.meas_export, default_dir=folder, comm=self.comm)
+        self.probe: np.ndarray | None = None
+
+    # --- the stored frames -----------------------------------------------------------------
+
+    @property
+    def source(self):
+        """This process's open frame source (opened on first use)."""
+        if self._source is None:
+            p = self.info
+            default = None
+            if p.pos_N_scan_slow and p.pos_N_scan_fast and p.meas_Npix:
+                default = (p.pos_N_scan_slow * p.pos_N_scan_fast, p.meas_Npix, p.meas_Npix)
+            if p.meas_source != "custom" and p.meas_params.path is None:
+                raise ScanError(
+                    "scan.meas_params.path: got None; expected the file of the frames "
+                    "(or meas_source: custom with the array)"
+                )
+            self._source = open_source(
+                p.meas_source, p.meas_params.model_dump(), default_shape=default
+            )
+        return self._source
+
+    @property
+    def layout(self):
+        if self._layout is None:
+            self._layout = build_layout(self.source.shape, self.info)
+        return self._layout
+
+    def auto(self, frames):
+        """ptypy's ``auto``, and ``meas_export`` of every chunk (collective)."""
+        out = super().auto(frames)
+        if self._export is not None:
+            if isinstance(out, Chunk):
+                self._export.write(out, self.num_frames)
+            elif out is EOS:
+                self._export.close()
+        return out
+
+    @property
+    def export_path(self) -> str | None:
+        """The ``meas_export`` file (once the first chunk is written on rank 0), or None."""
+        return None if self._export is None else self._export.path
+
+    def close(self):
+        """Close the source (it reopens when needed); called at the end of the scan."""
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    # --- hooks -----------------------------------------------------------------------------
+
+    def load_common(self):
+        """The statistics pass, the calibration, the positions and the initial probe."""
+        p = self.info
+        n = self.layout.num_frames
+        self.num_frames = n if self.num_frames is None else min(self.num_frames, n)
+        stats, raw_mean = self._statistics_pass(self.num_frames)
+        force = p.meas_remove_neg_values.force
+        mean = stats.mean_after_removal(force=force)
+        norm = p.meas_normalization
+        constant = normalization_constant(mean, mode=norm.mode, value=norm.value)
+        if not np.isfinite(constant) or constant <= 0:
+            raise ScanError(
+                f"scan.meas_normalization: the {norm.mode} constant of the data is {constant}; "
+                "expected > 0 (are the frames all zero?): use mode divide_const with a value"
+            )
+        numbers = {
+            "global_min": stats.minimum,
+            "removal_applies": stats.removal_applies(force=force),
+            "constant": constant,
+            "rbf_fitted_px": bright_field_radius_px(raw_mean, thresh=p.meas_calibration.thresh),
+            "detector_npix": int(raw_mean.shape[-1]),
+        }
+        mean = (mean / constant).astype(np.float32)
+        if p.meas_pad.mode is not None:
+            pad = p.meas_pad
+            numbers["background"] = pad_background_pattern(
+                mean,
+                padding_type=pad.padding_type,
+                target_npix=pad.target_Npix,
+                value=pad.value,
+                threshold=pad.threshold,
+            )
+        if self.source_sigma_px:  # the mean after the blur along the scan
+            mean = stats.mean_after_removal(force=force, weighted=True) / constant
+        numbers.update(self._calibrate(numbers, mean.astype(np.float32)))
+        self.recorded_meta["psize"] = numbers["psize_m"]
+        self._positions_m = self._make_positions(numbers)
+        return {"stem": numbers, "probe": numbers.pop("probe")}
+
+    def load_positions(self):
+        return self._positions_m
+
+    def post_initialize(self):
+        numbers = self.common["stem"]
+        self.probe = self.common["probe"]
+        self.calibration = {k: v for k, v in numbers.items() if not isinstance(v, np.ndarray)}
+        self._steps = self._frame_steps(numbers, seed=self.seed)
+
+    def load(self, indices):
+        indices = np.asarray(indices, np.int64)
+        if not self.source_sigma_px:
+            frames = self._prepared(indices, self._steps)
+        else:  # whole scan rows, with the rows the blur along the scan reaches
+            (n_slow, n_fast), radius = self.layout.grid, int(4 * self.source_sigma_px + 0.5)
+            rows = indices // n_fast
+            first, stop = max(rows.min() - radius, 0), min(rows.max() + radius + 1, n_slow)
+            frames = self._prepared(np.arange(first * n_fast, stop * n_fast), self._steps)
+            frames = frames[indices - first * n_fast]
+        return {int(i): frames[k] for k, i in enumerate(indices)}, {}, {}
+
+    def correct(self, raw, weights, common):
+        """The frames are prepared (and clipped at 0) while they are read."""
+        return raw, weights
+
+    # --- pieces ----------------------------------------------------------------------------
+
+    @property
+    def source_sigma_px(self) -> float:
+        """``meas_add_source_size`` in scan steps (0: none)."""
+        p = self.info
+        return (p.meas_add_source_size or 0.0) / p.pos_scan_step_size
+
+    def _prepared(self, indices, frame_steps):
+        """Frames ``indices`` read and put through ``frame_steps``: (n, ky, kx) float32."""
+        frames = self.source.read(self.layout.leads(indices))
+        meta = steps.FrameMeta(indices=indices)
+        ones = np.broadcast_to(np.float32(1), frames.shape)  # no detector mask: all valid
+        frames, _, _ = steps.apply_steps(frame_steps, frames, ones, meta)
+        return np.ascontiguousarray(frames, np.float32)
+
+    def _geometry_steps(self):
+        p = self.info
+        out = []
+        if self.layout.transpose:
+            out.append(partial(steps.flip_transpose, flipT=(0, 0, 1)))
+        if p.meas_flipT is not None:
+            out.append(partial(steps.flip_transpose, flipT=p.meas_flipT))
+        return out
+
+    def _crop_step(self):
+        crop = self.info.meas_crop
+        if crop is None or (crop[2] is None and crop[3] is None):
+            return []
+        return [partial(steps.crop_k, ky=crop[2], kx=crop[3])]
+
+    def _statistics_pass(self, n):
+        """One pass over the frames: ScanStats after the k crop, and the mean pattern
+        before it (for fitRBF); each rank reads its share when the hooks run everywhere."""
+        p = self.info
+        everywhere = p.load_parallel in ("common", "all") and self.comm.size > 1
+        mine = (
+            np.array_split(np.arange(n), self.comm.size)[self.comm.rank]
+            if everywhere
+            else (np.arange(n))
+        )
+        neg = p.meas_remove_neg_values
+        stats = ScanStats(neg.mode, neg.value)
+        geometry, crop = self._geometry_steps(), self._crop_step()
+        first = self._prepared(np.arange(1), geometry)
+        raw_sum = np.zeros(first.shape[1:], np.float64)
+        cropped = steps.apply_steps(crop, first, first, None)[0].shape[1:]
+        block = max(1, PASS_BYTES // max(first.nbytes, 1))
+        weights = None
+        if self.source_sigma_px:
+            if self.layout.grid is None:
+                raise ScanError(
+                    "scan.meas_add_source_size: blurring along the scan needs its raster: set "
+                    "pos_N_scan_slow and pos_N_scan_fast (or store (Ry, Rx, ky, kx) data)"
+                )
+            weights = source_blur_weights(self.layout.grid, self.source_sigma_px)
+        for start in range(0, len(mine), block):
+            part = mine[start : start + block]
+            frames = self._prepared(part, geometry)
+            raw_sum += frames.sum(axis=0, dtype=np.float64)
+            frames, _, _ = steps.apply_steps(crop, frames, frames, None)  # no weights needed
+            stats.add(frames, None if weights is None else weights[part])
+        minimum, count, sums = stats.arrays(cropped)
+        if everywhere:
+            self.comm.Allreduce(minimum, op="min")
+            for arr in (count, sums, raw_sum):
+                self.comm.Allreduce(arr)
+        stats = ScanStats.from_arrays(minimum, count, sums, mode=neg.mode, value=neg.value)
+        return stats, raw_sum / max(n, 1)
+
+    def _linear_steps(self, numbers, *, source_blur=False):
+        """pad, resample, (source size,) detector blur: linear (affine) in the frames."""
+        p = self.info
+        out = []
+        if p.meas_pad.mode is not None:
+            bg = numbers["background"]
+            box = pad_box(numbers["cropped_shape"], bg.shape[-1])
+            out.append(partial(steps.pad_background, background=bg, box=box))
+        if p.meas_resample.mode is not None:
+            out.append(partial(steps.resample, factor=min(p.meas_resample.scale_factors)))
+        if source_blur and self.source_sigma_px:
+            n_fast = self.layout.grid[1]
+            out.append(partial(steps.source_blur, n_fast=n_fast, sigma_px=self.source_sigma_px))
+        if p.meas_add_detector_blur:
+            out.append(partial(steps.detector_blur, sigma_px=p.meas_add_detector_blur))
+        return out
+
+    def _frame_steps(self, numbers, *, seed):
+        """Every step of a chunk, with the numbers of the whole scan."""
+        p = self.info
+        neg = p.meas_remove_neg_values
+        out = [*self._geometry_steps(), *self._crop_step()]
+        out.append(
+            partial(
+                steps.remove_negative,
+                mode=neg.mode,
+                value=neg.value,
+                global_min=numbers["global_min"],
+                apply=numbers["removal_applies"],
+            )
+        )
+        out.append(partial(steps.normalize, constant=numbers["constant"]))
+        out += self._linear_steps(numbers, source_blur=True)
+        noise = p.meas_add_poisson_noise
+        if noise is not None:
+            electrons = noise.value
+            if noise.unit == "e_per_Ang2":
+                electrons = noise.value * p.pos_scan_step_size**2
+            out.append(
+                partial(
+                    steps.poisson_noise,
+                    total_electrons=electrons,
+                    constant=numbers["mean_total_intensity"],
+                    seed=seed,
+                )
+            )
+        out.append(steps.clip_negative)
+        return out
+
+    def _calibrate(self, numbers, mean):
+        """dk, dx, the final shape, psize and the probe; logged on rank 0."""
+        p = self.info
+        cal = p.meas_calibration
+        value = numbers["rbf_fitted_px"] if cal.mode == "fitRBF" else cal.value
+        if cal.mode == "fitRBF" and value <= 0:
+            raise ScanError(
+                "scan.meas_calibration: fitRBF found no bright-field disk in the mean pattern; "
+                "give a mode and value (dx, dk, kMax, da, angleMax, n_alpha or RBF)"
+            )
+        base = stem_calibration(
+            cal.mode,
+            value,
+            npix=numbers["detector_npix"],
+            energy_kev=p.probe_kv,
+            conv_angle_mrad=p.probe_conv_angle,
+        )
+        numbers["cropped_shape"] = mean.shape
+        meta = steps.FrameMeta(np.zeros(1, np.int64), base["dk_per_angstrom"])
+        final, _, meta = steps.apply_steps(
+            self._linear_steps(numbers), mean[None], np.ones_like(mean[None]), meta
+        )
+        dk = meta.dk_per_angstrom * p.rebin
+        shape = tuple(p.shape) if p.shape is not None else final.shape[1:]
+        shape = tuple(s // p.rebin for s in shape)
+        dx = 1.0 / (np.asarray(shape, np.float64) * dk)
+        psize = self.wavelength_m * p.distance * dk / ANGSTROM_M / p.rebin
+        total = float(final.sum(dtype=np.float64))
+        out = {
+            **{f"calibrated_{k}": v for k, v in base.items()},
+            "dk_per_angstrom": float(meta.dk_per_angstrom),
+            "dx_angstrom": (float(dx[0]), float(dx[1])),
+            "frame_shape": shape,
+            "psize_m": float(psize),
+            "mean_total_intensity": total,
+            "kmax_per_angstrom": float(meta.dk_per_angstrom * final.shape[-1] / 2),
+        }
+        nyquist_mrad = 1e3 * base["wavelength_angstrom"] / (2 * float(dx.max()))
+        if p.probe_conv_angle >= nyquist_mrad:
+            raise ScanError(
+                f"scan.probe_conv_angle: got {p.probe_conv_angle} mrad; expected below the "
+                f"{nyquist_mrad:.3g} mrad (λ / 2dx) that the sample pixel dx = {dx.max():.4g} Å "
+                "holds: check meas_calibration (a finer dx) and the angle"
+            )
+        norm = p.probe_normalization
+        intensity = total if norm.mode == "mean_total_ints" else norm.value
+        out["probe"] = initial_probe(
+            p, shape=shape, dx_angstrom=float(dx.max()), total_intensity=intensity
+        )
+        if self.comm.rank == 0:
+            self._log_calibration(base, out, numbers["rbf_fitted_px"])
+        return out
+
+    def _log_calibration(self, base, out, fitted):
+        lam = base["wavelength_angstrom"]
+        log.info(
+            "StemScan calibration (%s): dx = %.4f Å, dk = %.5f 1/Å, kMax = %.4f 1/Å, "
+            "angleMax = %.2f mrad, bright-field radius = %.2f px (fitted %.2f px), "
+            "λ = %.5f Å; prepared frames %s: dx = %s Å, kMax = %.4f 1/Å; Nyquist limit "
+            "(2·dx) = %.4f Å, Rayleigh limit (0.61 λ/α) = %.4f Å",
+            self.info.meas_calibration.mode,
+            base["dx_angstrom"],
+            base["dk_per_angstrom"],
+            base["kmax_per_angstrom"],
+            base["angle_max_mrad"],
+            base["rbf_px"],
+            fitted,
+            lam,
+            "×".join(map(str, out["frame_shape"])),
+            " × ".join(f"{v:.4f}" for v in out["dx_angstrom"]),
+            out["kmax_per_angstrom"],
+            2 * max(out["dx_angstrom"]),
+            base["rayleigh_angstrom"],
+        )
+
+    def _make_positions(self, numbers):
+        """(N, 2) positions in metres from pos_source."""
+        p = self.info
+        dx = max(numbers["dx_angstrom"])
+        if p.pos_source == "ptyr":
+            if not isinstance(p.pos_params, str):
+                raise ScanError(
+                    f"scan.pos_params: got {type(p.pos_params).__name__}; expected the path of "
+                    "a .ptyr result for pos_source 'ptyr'"
+                )
+            return read_ptyr(p.pos_params).positions_final
+        if p.pos_source == "PtyRAD":
+            return ptyrad_positions_px(p.pos_params) * dx * ANGSTROM_M
+        if p.pos_source == "custom":
+            pos = np.asarray(p.pos_params, np.float64) if p.pos_params is not None else None
+            if pos is None or pos.ndim != 2 or pos.shape[1] != 2 or not np.isfinite(pos).all():
+                raise ScanError(
+                    f"scan.pos_params: got shape {getattr(pos, 'shape', None)}; expected a "
+                    "finite (N, 2) array (y, x) in pixels of dx for pos_source 'custom'"
+                )
+            return pos * dx * ANGSTROM_M
+        grid = self.layout.grid
+        if grid is None:
+            raise ScanError(
+                "scan.pos_N_scan_slow / pos_N_scan_fast: got None; pos_source 'simu' needs the "
+                "raster (or data stored as (Ry, Rx, ky, kx))"
+            )
+        rng = np.random.default_rng([int(self.seed), 11])
+        return raster_positions_angstrom(grid, p, dx_angstrom=dx, rng=rng) * ANGSTROM_M

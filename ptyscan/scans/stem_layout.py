@@ -1,0 +1,219 @@
+"""Which stored frame each scan point reads, and the positions and probe a StemScan implies.
+
+:class:`Layout` turns PtyRAD's array steps on the scan axes (``meas_permute``,
+``meas_reshape``, the scan part of ``meas_crop``) into an index map, so that frame ``j``
+of the prepared scan is read alone from the stored array: nothing is permuted, reshaped
+or cropped in memory. A permutation that swaps the two detector axes becomes a transpose
+of each frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from ..errors import ScanError
+from ..simulate.aberrations import normalize_aberrations
+from ..simulate.electron import ANGSTROM_M, electron_probe
+from ..simulate.modes import mixed_state_probe
+from .hdf5_io import dataset_names
+
+__all__ = [
+    "Layout",
+    "build_layout",
+    "initial_probe",
+    "ptyrad_positions_px",
+    "raster_positions_angstrom",
+]
+
+PTYRAD_POSITIONS = ("model_attributes/crop_pos", "optimizable_tensors/probe_pos_shifts")
+"""A PtyRAD result's positions: the view corners (px) plus their refined shifts (px)."""
+
+
+def ptyrad_positions_px(path, *, where="scan.pos_params"):
+    """``crop_pos + probe_pos_shifts`` ``(N, 2)`` (y, x) in pixels of dx from a PtyRAD
+    hdf5 result (as PtyRAD's own ``pos_source: PtyRAD`` reads them)."""
+    if not isinstance(path, str) or not h5py.is_hdf5(path):
+        raise ScanError(f"{where}: got {path!r}; expected the path of a PtyRAD .hdf5 result")
+    with h5py.File(path, "r") as f:
+        missing = [k for k in PTYRAD_POSITIONS if not isinstance(f.get(k), h5py.Dataset)]
+        if missing:
+            names = dataset_names(f)
+            raise ScanError(
+                f"{where}: {path} has no {', '.join(missing)}; expected a PtyRAD result "
+                f"(datasets there: {', '.join(names[:20]) or 'none'})"
+            )
+        pos = f[PTYRAD_POSITIONS[0]][()] + f[PTYRAD_POSITIONS[1]][()]
+    return np.asarray(pos, np.float64).reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The map from prepared frame index to the stored array.
+
+    Attributes
+    ----------
+    stored_lead : tuple of int
+        Scan axes of the stored array, as stored.
+    order : tuple of int
+        Stored scan axis of each permuted scan axis (``meas_permute`` without the detector).
+    transpose : bool
+        The permutation swaps ky and kx.
+    n_scans : int
+        Frames after reshape, before the scan crop.
+    scan_shape : (int, int) or None
+        (slow, fast) of the raster before the scan crop (for ``meas_crop``).
+    crop : ((int, int), (int, int)) or None
+        The scan crop [slow0, slow1), [fast0, fast1).
+    """
+
+    stored_lead: tuple
+    order: tuple
+    transpose: bool
+    n_scans: int
+    scan_shape: tuple | None
+    crop: tuple | None
+
+    @property
+    def grid(self) -> tuple[int, int] | None:
+        """(slow, fast) of the prepared frames, when known."""
+        if self.crop is not None:
+            return tuple(b - a for a, b in self.crop)
+        return self.scan_shape
+
+    @property
+    def num_frames(self) -> int:
+        grid = self.grid
+        return int(np.prod(grid)) if self.crop is not None else self.n_scans
+
+    def leads(self, indices) -> np.ndarray:
+        """(n, len(stored_lead)) stored indices of the prepared frames ``indices``."""
+        j = np.asarray(indices, np.int64)
+        if self.crop is not None:
+            (s0, _), (f0, _) = self.crop
+            slow, fast = np.divmod(j, self.grid[1])
+            j = (slow + s0) * self.scan_shape[1] + (fast + f0)
+        permuted = tuple(self.stored_lead[a] for a in self.order)
+        coords = np.unravel_index(j, permuted)
+        out = np.empty((len(j), len(self.order)), np.int64)
+        for k, axis in enumerate(self.order):
+            out[:, axis] = coords[k]
+        return out
+
+
+def build_layout(stored_shape, p, *, where="scan") -> Layout:
+    """The :class:`Layout` of a stored array ``stored_shape`` under parameters ``p``."""
+    ndim = len(stored_shape)
+    perm = tuple(p.meas_permute) if p.meas_permute is not None else tuple(range(ndim))
+    if sorted(perm) != list(range(ndim)) or set(perm[-2:]) != {ndim - 2, ndim - 1}:
+        raise ScanError(
+            f"{where}.meas_permute: got {list(perm)} for data of shape {tuple(stored_shape)}; "
+            "expected a permutation of its axes keeping the two detector axes last "
+            f"(e.g. {list(range(ndim - 2))} + [{ndim - 1}, {ndim - 2}])"
+        )
+    lead = tuple(int(s) for s in stored_shape[:-2])
+    order, transpose = perm[:-2], perm[-2] == ndim - 1
+    n_scans = int(np.prod(lead))
+    if p.meas_reshape is not None:
+        target = tuple(p.meas_reshape)
+        detector = tuple(stored_shape[a] for a in perm[-2:])
+        if len(target) != 3 or target[1:] != detector or target[0] != n_scans:
+            raise ScanError(
+                f"{where}.meas_reshape: got {list(target)}; expected (N_scans, ky, kx) = "
+                f"{[n_scans, *detector]} for data of shape {tuple(stored_shape)} (after "
+                "meas_permute): it may regroup the scan axes only"
+            )
+    scan_shape = _scan_shape(lead, order, p, where=where)
+    crop = None
+    if p.meas_crop is not None and (p.meas_crop[0] or p.meas_crop[1]):
+        if scan_shape is None:
+            raise ScanError(
+                f"{where}.meas_crop: cropping the scan needs its raster: set pos_N_scan_slow "
+                "and pos_N_scan_fast (or store the data as (Ry, Rx, ky, kx))"
+            )
+        crop = tuple(
+            rng if rng is not None else (0, n)
+            for rng, n in zip(p.meas_crop[:2], scan_shape, strict=True)
+        )
+        for (a, b), n, name in zip(crop, scan_shape, ("slow", "fast"), strict=True):
+            if b > n:
+                raise ScanError(
+                    f"{where}.meas_crop: the {name} range [{a}, {b}) exceeds the {n} scan "
+                    "positions along that axis"
+                )
+    return Layout(lead, order, transpose, n_scans, scan_shape, crop)
+
+
+def _scan_shape(lead, order, p, *, where):
+    """(slow, fast) of the raster: pos_N_scan_slow/fast, or the stored 4-D layout."""
+    permuted = tuple(lead[a] for a in order)
+    n = int(np.prod(lead))
+    if p.pos_N_scan_slow is not None and p.pos_N_scan_fast is not None:
+        if p.pos_N_scan_slow * p.pos_N_scan_fast != n:
+            raise ScanError(
+                f"{where}.pos_N_scan_slow × pos_N_scan_fast: got {p.pos_N_scan_slow} × "
+                f"{p.pos_N_scan_fast} = {p.pos_N_scan_slow * p.pos_N_scan_fast}; expected "
+                f"the {n} frames of the data"
+            )
+        return (p.pos_N_scan_slow, p.pos_N_scan_fast)
+    if len(permuted) == 2 and p.meas_reshape is None:
+        return permuted
+    return None
+
+
+def raster_positions_angstrom(grid, p, *, dx_angstrom, rng):
+    """PtyRAD's simulated positions ``(N, 2)`` (y, x) in Å, centred on 0.
+
+    A raster of ``pos_scan_step_size``, flipped/transposed by ``pos_scan_flipT``, then the
+    affine ``[scale, asymmetry, rotation°, shear°]`` (PtychoShelves' composition) and a
+    Gaussian displacement of ``pos_scan_rand_std`` pixels of ``dx_angstrom``.
+    """
+    ns, nf = grid
+    y, x = np.meshgrid(np.arange(ns) - (ns - 1) / 2, np.arange(nf) - (nf - 1) / 2, indexing="ij")
+    pos = np.stack([y, x], axis=-1) * p.pos_scan_step_size
+    flip = p.pos_scan_flipT or (0, 0, 0)
+    if flip[0]:
+        pos = pos[::-1]
+    if flip[1]:
+        pos = pos[:, ::-1]
+    if flip[2]:
+        pos = pos.transpose(1, 0, 2)
+    pos = pos.reshape(-1, 2)
+    if p.pos_scan_affine is not None:
+        pos = pos @ affine_matrix(*p.pos_scan_affine).T
+    if p.pos_scan_rand_std:
+        pos = pos + rng.normal(0.0, p.pos_scan_rand_std * dx_angstrom, pos.shape)
+    return pos
+
+
+def affine_matrix(scale, asymmetry, rotation_deg, shear_deg) -> np.ndarray:
+    """PtychoShelves' ``compose_affine_matrix``: scale · asymmetry · rotation · shear."""
+    rot, shear = np.radians(rotation_deg), np.radians(shear_deg)
+    a1 = np.diag([scale, scale])
+    a2 = np.diag([1 + asymmetry / 2, 1 - asymmetry / 2])
+    a3 = np.array([[np.cos(rot), np.sin(rot)], [-np.sin(rot), np.cos(rot)]])
+    a4 = np.array([[1.0, 0.0], [np.tan(shear), 1.0]])
+    return a1 @ a2 @ a3 @ a4
+
+
+def initial_probe(p, *, shape, dx_angstrom, total_intensity):
+    """The probe the scan implies, ``(pmode, *shape)`` complex64: kV, convergence angle,
+    defocus (Å, positive underfocus), C3, C5 and ``probe_aberrations``, mixed modes of
+    ``probe_pmode_init_pows``, total intensity ``total_intensity``."""
+    aberrations = {"C10": -p.probe_defocus, "C30": p.probe_c3, "C50": p.probe_c5}
+    aberrations.update(normalize_aberrations(p.probe_aberrations))  # explicit entries win
+    probe = electron_probe(
+        shape,
+        energy_kev=p.probe_kv,
+        semi_angle_mrad=p.probe_conv_angle,
+        sample_pixel_m=dx_angstrom * ANGSTROM_M,
+        aberrations_angstrom=aberrations,
+        electrons=max(float(total_intensity), 1e-30),
+    )
+    if p.probe_pmode_max == 1:
+        return probe[None]
+    powers = p.probe_pmode_init_pows
+    powers = powers[0] if len(powers) == 1 else powers
+    return mixed_state_probe(probe, n_modes=p.probe_pmode_max, powers=powers)
