@@ -65,6 +65,7 @@ class StemScan(ClosesAtEnd, PtyScan):
     """4D-STEM frames with PtyRAD's preprocessing, calibration, positions and probe."""
 
     Params = StemScanParams
+    RADIATION = "electron"  # meta.energy is the photon energy of the electron wavelength
 
     def __init__(self, pars=None, *, comm=None, **kwargs):
         super().__init__(pars, comm=comm, **kwargs)

@@ -14,7 +14,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..errors import ParameterError
 from ..geometry import STEM_CALIBRATION_MODES
-from ..params import OptionalShape2, ParamsModel, short_repr
+from ..params import InputPath, OptionalShape2, ParamsModel, short_repr
 from ..preprocess.electron import NEG_MODES, NORM_MODES
 from ..preprocess.electron_stats import PAD_TYPES
 from ..scan_params import PtyScanParams
@@ -37,8 +37,9 @@ def _meas_params(value):
 class MeasParams(ParamsModel):
     """``meas_params``: where the frames are (PtyRAD's keys)."""
 
-    path: str | None = None
-    """File of the frames (.raw, .h5/.hdf5, .npy, .tif/.tiff, .mat)."""
+    path: InputPath = None
+    """File of the frames (.raw, .h5/.hdf5, .npy, .tif/.tiff, .mat); relative: next to
+    the recipe (else the working directory)."""
     key: str | None = None
     """Dataset (HDF5, MATLAB v7.3) or variable (older .mat) of the frames; None: the only
     3-D or 4-D dataset."""
