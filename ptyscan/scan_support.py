@@ -20,8 +20,10 @@ __all__ = [
     "ChunkSaver",
     "agree_frame_shapes",
     "check_hook_output",
+    "checked_recorded_meta",
     "collective",
     "mean_frame",
+    "positions_for",
     "scatter_loaded",
     "share_common",
     "stack_frames",
@@ -90,6 +92,67 @@ def check_hook_output(scan, hook, out, indices):
             f"{'...' if len(missing) > 5 else ''}{_MISSING_HINTS[hook]}"
         )
     return dicts
+
+
+def positions_for(name, own, loaded, positions):
+    """(n, 2) float64 positions of frames ``own``: from ``load``, else from ``positions``.
+
+    Parameters
+    ----------
+    name : str, the scan class name for messages
+    own : (n,) int, frame indices
+    loaded : dict, positions ``load`` returned, keyed by frame index
+    positions : (N, 2) array or None, from ``load_positions`` (or ``positions_theory``)
+    """
+    out = np.empty((len(own), 2), np.float64)
+    for row, i in enumerate(own):
+        value = loaded.get(int(i))
+        if value is None and positions is not None and i < len(positions):
+            value = positions[i]
+        if value is None:
+            raise ScanError(
+                f"{name}: no position for frame {int(i)}; return positions "
+                "from load_positions() or load(), or set positions_theory"
+            )
+        out[row] = value
+    return out
+
+
+META_SIZES = {"energy": (1,), "distance": (1,), "psize": (1, 2), "center": (2,)}
+"""Sizes a recorded meta value may have: energy and distance one number, psize one or
+(py, px), center (cy, cx)."""
+
+
+def checked_recorded_meta(recorded, where):
+    """``recorded`` meta with NumPy values made plain: a (1,) array becomes a scalar.
+
+    Parameters
+    ----------
+    recorded : dict
+        Meta values a hook recorded (energy keV, distance m, psize m, center px, ...).
+    where : str
+        The hook that ran last (``'NanomaxScan.load_positions'``), named in errors.
+
+    Raises
+    ------
+    ScanError
+        A value of the wrong size or not numeric, naming the hook and the key.
+    """
+    out = dict(recorded)
+    for key, sizes in META_SIZES.items():
+        value = out.get(key)
+        if value is None or (key == "center" and isinstance(value, str)):
+            continue
+        arr = np.asarray(value)
+        if arr.size not in sizes or not np.issubdtype(arr.dtype, np.number):
+            wanted = " or ".join(str(n) for n in sizes)
+            raise ScanError(
+                f"{where}: recorded meta {key} must be {wanted} number(s), got shape "
+                f"{arr.shape} {arr.dtype} ({value!r:.40}); record e.g. float(value[0])"
+            )
+        flat = arr.astype(np.float64).ravel()
+        out[key] = float(flat[0]) if flat.size == 1 else tuple(float(v) for v in flat)
+    return out
 
 
 def agree_frame_shapes(comm, name, own, data, weights):
@@ -258,7 +321,7 @@ class ChunkSaver:
         self.finished = False
 
     def _info(self):
-        info = self.scan.info.to_dict()
+        info = self.scan.params.to_dict()
         info["seed"] = int(self.scan.seed)
         return info
 
@@ -275,7 +338,7 @@ class ChunkSaver:
                 full = np.broadcast_to(mask, data.shape)
             else:
                 full = weights
-            self._open(chunk)
+            self._open()
             self.writer.write_chunk(
                 chunk.number,
                 indices=chunk.all_indices,
@@ -294,7 +357,7 @@ class ChunkSaver:
         serial run writes. A stack uniform on every rank travels as one value.
         """
         comm = self.scan.comm
-        if comm.size == 1 or self.scan.info.compression != "gzip":
+        if comm.size == 1 or self.scan.params.compression != "gzip":
             return comm.gather_rows(np.ascontiguousarray(rows))
         value = uniform_value(rows) if len(rows) else "empty"
         values = {v for v in comm.allgather(value) if not (isinstance(v, str) and v == "empty")}
@@ -306,10 +369,14 @@ class ChunkSaver:
             return None
         return Deflated(shape=shape, dtype=rows.dtype, blobs=[b for part in blobs for b in part])
 
-    def _open(self, chunk):
+    def open_file(self):
+        """Create the file and write meta and info now (ptypy does it in ``initialize``)."""
+        collective(self.scan.comm, self._open, root_only=True)
+
+    def _open(self):
         if self.writer is not None:
             return
-        p = self.scan.info
+        p = self.scan.params
         folder = os.path.dirname(os.path.abspath(p.dfile))
         os.makedirs(folder, exist_ok=True)
         self.writer = prepared_sink_class(p.dfile)(
@@ -320,7 +387,7 @@ class ChunkSaver:
             # the other ranks sleep while rank 0 writes (idle_barrier): use the node's cores
             threads=thread_count(),
         )
-        self.writer.write_meta(chunk.meta.to_ptyd())
+        self.writer.write_meta(self.scan.current_meta().to_ptyd())
         self.writer.write_info(self._info())
         log.info("saving prepared chunks to %s (%s)", p.dfile, p.save)
 
@@ -333,7 +400,7 @@ class ChunkSaver:
         def close():
             if self.writer is None:
                 log.warning(
-                    "scan ended without any frame: nothing saved to %s", self.scan.info.dfile
+                    "scan ended without any frame: nothing saved to %s", self.scan.params.dfile
                 )
                 return
             self.writer.write_meta(self.scan.meta.to_ptyd())
