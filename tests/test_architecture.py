@@ -19,7 +19,7 @@ FLOORS = [
     ("ptyscan.scan_params", "ptyscan.recipe", "ptyscan.propagation"),
     ("ptyscan.scan", "ptyscan.scan_support"),
     ("ptyscan.simulate", "ptyscan.engines"),
-    ("ptyscan.scans",),
+    ("ptyscan.scans", "ptyscan.compat"),
     ("ptyscan.app",),
     ("ptyscan", "ptyscan.__main__"),
 ]

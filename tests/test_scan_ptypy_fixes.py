@@ -78,7 +78,5 @@ def test_a_recorded_meta_value_of_the_wrong_shape_names_the_hook(hook):
 
 
 def test_frameorder_indices_accepts_a_numpy_array():
-    p = validate_params(
-        Hdf5LoaderParams, {"frameorder": {"indices": np.array([2, 0, 1])}}
-    )
+    p = validate_params(Hdf5LoaderParams, {"frameorder": {"indices": np.array([2, 0, 1])}})
     assert p.frameorder.indices == (2, 0, 1)

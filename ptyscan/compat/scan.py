@@ -1,0 +1,147 @@
+"""The ``ptypy`` scan: a loader written for ptypy 0.9, run unmodified from its file.
+
+::
+
+    scan:
+      name: ptypy
+      file: ~/ptypy/ptypy/experiment/nanomax.py   # the loader file, as ptypy ships it
+      class: NanomaxContrast                      # null: the only scan class in the file
+      path: /data/nanomax/sample1                 # the loader's own parameters ...
+      scanNumber: 12
+      shape: 256                                  # ... and any PtyScan parameter
+
+The file is imported as a module of :mod:`ptyscan.compat.ptypy.experiment`,
+with ``ptypy`` in its absolute imports mapped to :mod:`ptyscan.compat.ptypy`,
+so both ``from ..core.data import PtyScan`` and ``from ptypy.core.data import
+PtyScan`` reach ptyscan's implementation; an installed ptypy is never
+imported. ``get_scan("ptypy")(pars)`` returns an instance of the loader's
+class. The loader's parameters are validated against its ``Defaults:`` block
+(unknown keys and wrong types are errors) when the recipe is loaded.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import logging
+
+from pydantic import ConfigDict, Field
+
+from ..errors import RecipeError, ScanError
+from ..params import validate_params
+from ..scan_params import PtyScanParams
+from ..scans.plugin import explicit_values, find_scan_class, load_plugin_module
+from .ptypy.core.data import PtyScan
+
+__all__ = ["PtypyParams", "PtypyScan", "load_ptypy_file"]
+
+log = logging.getLogger(__name__)
+
+COMPAT = "ptyscan.compat.ptypy"
+PACKAGE = COMPAT + ".experiment"
+OWN_KEYS = ("name", "file", "class", "classname")
+PIP_NAMES = {
+    "zmq": "pyzmq",
+    "dateutil": "python-dateutil",
+    "swmr_tools": "swmr-tools",
+    "skimage": "scikit-image",
+}
+"""Module name → pip package, where they differ (for install hints)."""
+
+
+class PtypyParams(PtyScanParams):
+    """Parameters of the ``ptypy`` scan; every other key is the loader's own."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    name: str = "ptypy"
+    file: str | None = None
+    """Path of the ptypy loader file (``~`` expanded); required."""
+    classname: str | None = Field(None, alias="class")
+    """Class in that file (recipe key ``class``); None: the only scan class defined there."""
+
+
+def _mapped_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """``__import__`` with ``ptypy`` and ``ptypy.x`` mapped to ptyscan's implementation."""
+    if level == 0 and (name == "ptypy" or name.startswith("ptypy.")):
+        module = builtins.__import__(COMPAT + name[len("ptypy") :], globals, locals, fromlist, 0)
+        return module if fromlist else importlib.import_module(COMPAT)
+    return builtins.__import__(name, globals, locals, fromlist, level)
+
+
+def _import_hint(exc):
+    """An install or compatibility hint for an ImportError raised by a loader file."""
+    missing = getattr(exc, "name", None) or ""
+    if missing.startswith(COMPAT) or COMPAT in str(exc):
+        return (
+            "the loader uses a part of ptypy that ptyscan's compatibility layer does not "
+            "provide (README 'Porting from ptypy' lists what is there)"
+        )
+    if missing:
+        top = missing.split(".")[0]
+        return f"the loader needs {top!r}: pip install {PIP_NAMES.get(top, top)}"
+    return "check the loader's imports"
+
+
+def load_ptypy_file(path, classname=None):
+    """The ptypy-style scan class ``classname`` (or the only one) of loader file ``path``."""
+    loader_builtins = {**vars(builtins), "__import__": _mapped_import}
+    importlib.import_module(PACKAGE)
+    try:
+        module = load_plugin_module(path, package=PACKAGE, builtins=loader_builtins, what="ptypy")
+    except ScanError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ImportError):
+            said = str(cause).replace(COMPAT, "ptypy")
+            raise ScanError(
+                f"ptypy: importing {path} failed: {said}; {_import_hint(cause)}"
+            ) from cause
+        raise
+    cls = find_scan_class(module, classname)
+    if not issubclass(cls, PtyScan):
+        raise ScanError(
+            f"ptypy: {cls.__name__} in {path} is a native ptyscan class, not a ptypy loader; "
+            "use name: plugin for it"
+        )
+    return cls
+
+
+def _split(values):
+    own = {k: values[k] for k in OWN_KEYS if k in values}
+    if "class" in own:
+        own["classname"] = own.pop("class")
+    user = {k: v for k, v in values.items() if k not in OWN_KEYS}
+    return own, user
+
+
+class PtypyScan(PtyScan):
+    """A ptypy 0.9 loader class from its unmodified file (``scan.file``, ``scan.class``)."""
+
+    Params = PtypyParams
+
+    @classmethod
+    def validate_recipe(cls, section, *, prefix="scan"):
+        """Validate a recipe's ``scan:`` section: own keys, then the loader's parameters."""
+        own, user = _split(dict(section))
+        checked = validate_params(PtypyParams, own, prefix=prefix)
+        if checked.file is None:
+            raise RecipeError(
+                [f"{prefix}.file: required for the ptypy scan (a .py file), got None"]
+            )
+        try:
+            target = load_ptypy_file(checked.file, checked.classname)
+        except ScanError as exc:
+            raise RecipeError([f"{prefix}.file: {exc}"]) from None
+        validate_params(target.Params, user, prefix=prefix)
+        return validate_params(PtypyParams, dict(section), prefix=prefix)
+
+    def __new__(cls, pars=None, *, comm=None, **kwargs):
+        values = explicit_values(pars)
+        values.update(kwargs)
+        own, user = _split(values)
+        checked = validate_params(PtypyParams, own, prefix="scan")
+        if checked.file is None:
+            raise RecipeError(["scan.file: required for the ptypy scan (a .py file), got None"])
+        target = load_ptypy_file(checked.file, checked.classname)
+        log.info("ptypy: using %s from %s", target.__name__, checked.file)
+        return target(user, comm=comm)
