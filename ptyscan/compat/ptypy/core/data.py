@@ -26,6 +26,7 @@ from ....chunk import EOS
 from ....errors import RecipeError, ScanError
 from ....params import plain, validate_params
 from ....scan import PtyScan as NativePtyScan
+from ....scan_support import checked_recorded_meta
 from ..utils import parallel
 from ..utils.parameters import Param, asParam
 
@@ -49,8 +50,9 @@ class MetaView:
 
     def __setattr__(self, name, value):
         scan = self.scan
-        if name in META_KEYS:
-            scan.recorded_meta[name] = value
+        if name in META_KEYS:  # checked now: a NeXus (1,) array becomes a float
+            where = f"{type(scan).__name__}: meta.{name} ="
+            scan.recorded_meta = checked_recorded_meta({**scan.recorded_meta, name: value}, where)
         elif name == "num_frames":
             scan.num_frames = None if value is None else int(value)
         elif name == "shape":
