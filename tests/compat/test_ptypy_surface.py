@@ -241,7 +241,7 @@ def test_a_bad_meta_assignment_is_refused():
     scan = Base()
     with pytest.raises(ScanError, match=r"Base: meta.energy =: recorded meta energy must be 1"):
         scan.meta.energy = np.array([1.0, 2.0])
-    with pytest.raises(ScanError, match="meta.colour cannot be set"):
+    with pytest.raises(ScanError, match=r"meta\.colour cannot be set"):
         scan.meta.colour = "red"
 
 
