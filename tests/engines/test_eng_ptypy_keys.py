@@ -21,7 +21,8 @@ PTYPY_BASE = [
     "record_local_error",
     "position_refinement",
 ]
-PTYPY_DM = PTYPY_BASE + [
+PTYPY_DM = [
+    *PTYPY_BASE,
     "alpha",
     "probe_update_start",
     "subpix_start",
@@ -38,7 +39,8 @@ PTYPY_DM = PTYPY_BASE + [
     "probe_center_tol",
     "compute_log_likelihood",
 ]
-PTYPY_ML = PTYPY_BASE + [
+PTYPY_ML = [
+    *PTYPY_BASE,
     "ML_type",
     "floating_intensities",
     "intensity_renormalization",
