@@ -56,8 +56,9 @@ class DefaultsEntry:
 
     def __init__(self, name, options):
         self.name = name
-        raw_types = options.get("type", "")
+        raw_types = options.get("type", "").strip()  # none: any type (or a parent key's)
         self.types = [TYPE_NAMES.get(t.strip(), t.strip()) for t in raw_types.split(",")]
+        self.types = self.types if raw_types else []
         self.is_group = "Param" in self.types
         self.default = self._default(options.get("default", ""))
         self.lowlim = self._limit(options.get("lowlim"))
@@ -73,7 +74,7 @@ class DefaultsEntry:
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
         value = text
-        if EVALUATED & set(self.types):
+        if not self.types or EVALUATED & set(self.types):
             try:
                 value = ast.literal_eval(text)
             except (ValueError, SyntaxError):

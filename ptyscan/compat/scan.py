@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import builtins
 import importlib
+import importlib.util
 import logging
+import os
+import sys
 
 from pydantic import ConfigDict, Field
 
@@ -62,16 +65,47 @@ class PtypyParams(PtyScanParams):
 
 
 def _mapped_import(name, globals=None, locals=None, fromlist=(), level=0):
-    """``__import__`` with ``ptypy`` and ``ptypy.x`` mapped to ptyscan's implementation."""
-    if level == 0 and (name == "ptypy" or name.startswith("ptypy.")):
-        module = builtins.__import__(COMPAT + name[len("ptypy") :], globals, locals, fromlist, 0)
-        return module if fromlist else importlib.import_module(COMPAT)
-    return builtins.__import__(name, globals, locals, fromlist, level)
+    """``__import__`` with ``ptypy`` and ``ptypy.x`` mapped to ptyscan's implementation,
+    and loader modules next to the importing file (``from .hdf5_loader import ...``,
+    ``from . import spec``) imported from there."""
+    mapped = level == 0 and (name == "ptypy" or name.startswith("ptypy."))
+    if mapped:
+        name = COMPAT + name[len("ptypy") :]
+    if level or mapped:
+        package = (globals or {}).get("__package__")
+        target = importlib.util.resolve_name("." * level + name, package)
+        for wanted in (target, *(f"{target}.{item}" for item in fromlist or ())):
+            _import_sibling(wanted, globals)
+    module = builtins.__import__(name, globals, locals, fromlist, 0 if mapped else level)
+    return module if (fromlist or not mapped) else importlib.import_module(COMPAT)
+
+
+def _import_sibling(wanted, globals):
+    """Import loader module ``PACKAGE.<stem>`` from ``<stem>.py`` next to the importing
+    file (ptypy's loaders import each other: epsic_loader, swmr_loader, optiklabor)."""
+    stem = wanted[len(PACKAGE) + 1 :] if wanted.startswith(PACKAGE + ".") else ""
+    here = (globals or {}).get("__file__")
+    if not stem or "." in stem or here is None:
+        return
+    path = os.path.join(os.path.dirname(here), stem + ".py")
+    loaded = sys.modules.get(wanted)
+    if not os.path.isfile(path) or getattr(loaded, "__file__", None) == path:
+        return
+    spec = importlib.util.spec_from_file_location(wanted, path)
+    module = importlib.util.module_from_spec(spec)
+    module.__builtins__ = {**vars(builtins), "__import__": _mapped_import}
+    sys.modules[wanted] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(wanted, None)
+        raise
 
 
 def _import_hint(exc):
     """An install or compatibility hint for an ImportError raised by a loader file."""
-    missing = getattr(exc, "name", None) or ""
+    context = exc.__context__  # ``except ImportError: raise ImportError`` (swmr_loader.py)
+    missing = getattr(exc, "name", None) or getattr(context, "name", None) or ""
     if missing.startswith(COMPAT) or COMPAT in str(exc):
         return (
             "the loader uses a part of ptypy that ptyscan's compatibility layer does not "

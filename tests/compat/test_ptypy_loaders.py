@@ -132,3 +132,26 @@ def test_an_installed_ptypy_is_never_imported(files, monkeypatch):
     monkeypatch.setitem(sys.modules, "ptypy", None)  # importing the real one would fail
     scan = get_scan("ptypy")(file=files["absolute"], path=files["data"])
     assert len(drain(scan, 20)) >= 1
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "from .style_relative import StyleLoader",
+        "from ptypy.experiment.style_relative import StyleLoader",
+        "from . import style_relative\nStyleLoader = style_relative.StyleLoader",
+    ],
+)
+def test_a_loader_importing_a_loader_next_to_it(files, tmp_path, line):
+    """As epsic_loader.py (``from .hdf5_loader import Hdf5Loader``) and optiklabor.py do."""
+    path = tmp_path / "derived.py"
+    path.write_text(
+        "from ptypy.experiment import register\n"
+        f"{line}\n\n\n"
+        "@register()\n"
+        "class Derived(StyleLoader):\n"
+        '    """\n    Defaults:\n\n    [energy]\n    default = 0.820\n    """\n'
+    )
+    scan = get_scan("ptypy")(file=str(path), path=files["data"], **{"class": "Derived"})
+    assert scan.info.energy == 0.82  # an untyped section of a PtyScan key is evaluated
+    assert len(stacked(drain(scan, 20))["indices"]) == N_FRAMES

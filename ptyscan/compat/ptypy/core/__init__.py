@@ -30,10 +30,3 @@ class Ptycho:
             "ptypy.core.Ptycho: ptyscan runs reconstructions with its runner, got a Ptycho "
             "call; use `ptyscan run recipe.yaml` with engines: [...] (README 'Porting from ptypy')"
         )
-
-
-class Paths:
-    """``Paths(io).home``: the output folder of ptypy's ``io`` defaults."""
-
-    def __init__(self, io=None):
-        self.home = (io or Ptycho.DEFAULT["io"]).get("home", "./")

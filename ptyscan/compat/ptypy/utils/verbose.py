@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import pprint
 
-__all__ = ["log", "logger", "report"]
+__all__ = ["log", "logger", "report", "set_level"]
 
 logger = logging.getLogger("ptyscan.compat.ptypy")
 
@@ -31,3 +31,8 @@ def report(thing, depth=4, noheader=False, **kwargs):
     """A readable multi-line text of ``thing`` (a Param, dict or any value)."""
     todict = getattr(thing, "todict", None)
     return pprint.pformat(todict() if callable(todict) else thing, depth=depth, width=100)
+
+
+def set_level(level):
+    """Show messages up to ptypy verbosity ``level`` (0 critical ... 5 debug)."""
+    logger.setLevel(LEVELS.get(int(level), logging.DEBUG))
