@@ -4,8 +4,8 @@ The lifecycle knows no file format and no physics. A subclass implements some
 of the hooks (``load`` at least); the base class calls them in a fixed order,
 spreads frames over MPI ranks, broadcasts what is common, finds the centre,
 crops, orients and rebins, and hands out :class:`~ptyscan.chunk.Chunk` objects
-(or ``WAIT`` / ``EOS``). Hook names, signatures and return values follow
-ptypy's ``PtyScan``, so a ptypy subclass ports by changing its imports.
+(or ``WAIT`` / ``EOS``). Hook names, signatures, return values and order follow
+ptypy's ``PtyScan``; ptypy loader files run unmodified through ``ptyscan.compat``.
 
 Per chunk: check → load → correct → weights fallback (weight2d, else ones) →
 centre (first chunk only) → crop/pad to ``shape`` around the centre →
