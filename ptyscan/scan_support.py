@@ -403,7 +403,7 @@ class ChunkSaver:
                     "scan ended without any frame: nothing saved to %s", self.scan.params.dfile
                 )
                 return
-            self.writer.write_meta(self.scan.meta.to_ptyd())
+            self.writer.write_meta(self.scan.current_meta().to_ptyd())
             self.writer.write_info(self._info())
             self.writer.close()
 

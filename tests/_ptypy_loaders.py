@@ -140,12 +140,13 @@ ABSOLUTE = (
 )
 
 
-def write_data(path, *, seed=0):
-    """The HDF5 file the loaders read: frames, dark, monitor, mask, xy (µm), NeXus meta."""
+def write_data(path, *, seed=0, dark=15.0):
+    """The HDF5 file the loaders read: frames, dark (mean ``dark``: some corrected values are
+    negative), monitor, mask, xy (µm), NeXus meta."""
     rng = np.random.default_rng(seed)
     with h5py.File(path, "w") as f:
         f["entry1/eiger/data"] = rng.poisson(20.0, (N_FRAMES, *RAW)).astype(np.uint16)
-        f["entry1/dark"] = rng.poisson(15.0, RAW).astype(np.uint16)
+        f["entry1/dark"] = rng.poisson(dark, RAW).astype(np.uint16)
         mask = np.ones(RAW, np.uint8)
         mask[3, 4] = 0
         f["entry1/mask"] = mask

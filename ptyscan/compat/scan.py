@@ -27,12 +27,12 @@ import importlib.util
 import logging
 import os
 import sys
+from typing import Literal
 
 from pydantic import ConfigDict, Field
 
 from ..errors import RecipeError, ScanError
-from ..params import validate_params
-from ..scan_params import PtyScanParams
+from ..params import ParamsModel, plain, validate_params
 from ..scans.plugin import explicit_values, find_scan_class, load_plugin_module
 from .ptypy.core.data import PtyScan
 
@@ -52,8 +52,10 @@ PIP_NAMES = {
 """Module name → pip package, where they differ (for install hints)."""
 
 
-class PtypyParams(PtyScanParams):
-    """Parameters of the ``ptypy`` scan; every other key is the loader's own."""
+class PtypyParams(ParamsModel):
+    """Parameters of the ``ptypy`` scan: the file and class; every other key is the
+    loader's own (validated against its ``Defaults:`` blocks by :meth:`PtypyScan.validate_recipe`,
+    which fills in the loader's defaults)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
@@ -62,6 +64,12 @@ class PtypyParams(PtyScanParams):
     """Path of the ptypy loader file (``~`` expanded); required."""
     classname: str | None = Field(None, alias="class")
     """Class in that file (recipe key ``class``); None: the only scan class defined there."""
+    save: Literal["append", "link"] | None = None
+    """As every scan's ``save`` (checked again by the loader's model)."""
+    dfile: str | None = None
+    """As every scan's ``dfile``."""
+    label: str | None = None
+    """As every scan's ``label``."""
 
 
 def _mapped_import(name, globals=None, locals=None, fromlist=(), level=0):
@@ -155,7 +163,14 @@ class PtypyScan(PtyScan):
 
     @classmethod
     def validate_recipe(cls, section, *, prefix="scan"):
-        """Validate a recipe's ``scan:`` section: own keys, then the loader's parameters."""
+        """Validate a recipe's ``scan:`` section against the loader's parameters.
+
+        Returns
+        -------
+        PtypyParams
+            ``name``, ``file``, ``classname`` and every parameter of the loader
+            class, its defaults filled in (so a dumped recipe loads back the same).
+        """
         own, user = _split(dict(section))
         checked = validate_params(PtypyParams, own, prefix=prefix)
         if checked.file is None:
@@ -166,8 +181,9 @@ class PtypyScan(PtyScan):
             target = load_ptypy_file(checked.file, checked.classname)
         except ScanError as exc:
             raise RecipeError([f"{prefix}.file: {exc}"]) from None
-        validate_params(target.Params, user, prefix=prefix)
-        return validate_params(PtypyParams, dict(section), prefix=prefix)
+        resolved = plain(validate_params(target.Params, user, prefix=prefix).model_dump())
+        resolved.update(checked.model_dump(include={"name", "file", "classname"}))
+        return validate_params(PtypyParams, resolved, prefix=prefix)
 
     def __new__(cls, pars=None, *, comm=None, **kwargs):
         values = explicit_values(pars)

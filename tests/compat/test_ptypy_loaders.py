@@ -155,3 +155,32 @@ def test_a_loader_importing_a_loader_next_to_it(files, tmp_path, line):
     scan = get_scan("ptypy")(file=str(path), path=files["data"], **{"class": "Derived"})
     assert scan.info.energy == 0.82  # an untyped section of a PtyScan key is evaluated
     assert len(stacked(drain(scan, 20))["indices"]) == N_FRAMES
+
+
+def test_a_dumped_recipe_loads_back_to_the_same_scan(files, tmp_path):
+    """The resolved recipe (stored in results) holds the loader's own defaults."""
+    section = {"name": "ptypy", "file": files["relative"], "path": files["data"]}
+    recipe = load_recipe({"scan": section})
+    dumped = recipe.to_dict()["scan"]
+    assert dumped["shape"] == [16, 16] and dumped["detector"] == "eiger"  # the loader's
+    again = load_recipe({"scan": dumped})
+    a, b = recipe.scan_class(recipe.scan), again.scan_class(again.scan)
+    assert a.params == b.params and a.info.name == "StyleLoader"
+
+
+def test_ptyscan_run_with_a_ptypy_loader_and_a_ptypy_engine_block(files, tmp_path):
+    from ptyscan.app.runner import run_recipe
+    from ptyscan.io import read_ptyr
+
+    data = write_data(tmp_path / "no_dark.h5", dark=0.0)  # corrected counts stay >= 0
+    recipe = load_recipe(
+        {
+            "scan": {"name": "ptypy", "file": files["absolute"], "path": data},
+            "engines": [
+                {"name": "DM", "numiter": 2, "numiter_contiguous": 10, "subpix": "linear"}
+            ],
+            "run": {"output_dir": str(tmp_path), "backend": "numpy", "progress": False},
+        }
+    )
+    res = read_ptyr(run_recipe(recipe).result)
+    assert len(res.indices) == N_FRAMES and res.meta["energy"] == 8.7
