@@ -34,7 +34,8 @@ from pydantic import ConfigDict, Field
 from ..errors import RecipeError, ScanError
 from ..params import ParamsModel, plain, validate_params
 from ..scans.plugin import explicit_values, find_scan_class, load_plugin_module
-from .ptypy.core.data import PtyScan
+from ..scan import PtyScan
+from .ptypy.core.data import PtyScan as PtypyStyleScan
 
 __all__ = ["PtypyParams", "PtypyScan", "load_ptypy_file"]
 
@@ -140,7 +141,7 @@ def load_ptypy_file(path, classname=None):
             ) from cause
         raise
     cls = find_scan_class(module, classname)
-    if not issubclass(cls, PtyScan):
+    if not issubclass(cls, PtypyStyleScan):
         raise ScanError(
             f"ptypy: {cls.__name__} in {path} is a native ptyscan class, not a ptypy loader; "
             "use name: plugin for it"

@@ -152,7 +152,7 @@ class Child(Base):
 
 def test_defaults_are_read_typed_and_inherited():
     d = Base.DEFAULT
-    assert isinstance(d, u.Param)
+    assert isinstance(d, u.Param) and isinstance(PtyScan.DEFAULT, u.Param)
     assert (d.count, d.ratio, d.mode, d.numbers, d.shape) == (3, 0.5, "fast", [1, 2], None)
     assert d.group.sub.leaf is None and d.rebin == 1 and d.name == "Base"
     c = Child.DEFAULT

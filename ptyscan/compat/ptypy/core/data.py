@@ -72,8 +72,6 @@ class MetaView:
 class PtyScan(NativePtyScan):
     """Base class of ptypy-style loaders (see the module notes for what differs)."""
 
-    DEFAULT = asParam(plain(NativePtyScan.Params().model_dump()))
-
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         cls.DEFAULT = asParam(plain(cls.Params().model_dump()))
@@ -144,3 +142,7 @@ class PtyScan(NativePtyScan):
 
     def _finalize(self):
         """Called once at the end of the scan (ptypy loaders close their files here)."""
+
+
+PtyScan.DEFAULT = asParam(plain(PtyScan.Params().model_dump()))
+"""The defaults of every ptypy-style scan, as a ptypy ``Param``."""
