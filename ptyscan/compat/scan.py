@@ -33,8 +33,8 @@ from pydantic import ConfigDict, Field
 
 from ..errors import RecipeError, ScanError
 from ..params import ParamsModel, plain, validate_params
-from ..scans.plugin import explicit_values, find_scan_class, load_plugin_module
 from ..scan import PtyScan
+from ..scans.plugin import explicit_values, find_scan_class, load_plugin_module
 from .ptypy.core.data import PtyScan as PtypyStyleScan
 
 __all__ = ["PtypyParams", "PtypyScan", "load_ptypy_file"]
@@ -149,12 +149,16 @@ def load_ptypy_file(path, classname=None):
     return cls
 
 
-def _split(values):
+def _target(values, prefix):
+    """(the loader class, the loader's own values, the checked file/class keys)."""
     own = {k: values[k] for k in OWN_KEYS if k in values}
     if "class" in own:
         own["classname"] = own.pop("class")
     user = {k: v for k, v in values.items() if k not in OWN_KEYS}
-    return own, user
+    checked = validate_params(PtypyParams, own, prefix=prefix)
+    if checked.file is None:
+        raise RecipeError([f"{prefix}.file: required for the ptypy scan (a .py file), got None"])
+    return load_ptypy_file(checked.file, checked.classname), user, checked
 
 
 class PtypyScan(PtyScan):
@@ -172,14 +176,8 @@ class PtypyScan(PtyScan):
             ``name``, ``file``, ``classname`` and every parameter of the loader
             class, its defaults filled in (so a dumped recipe loads back the same).
         """
-        own, user = _split(dict(section))
-        checked = validate_params(PtypyParams, own, prefix=prefix)
-        if checked.file is None:
-            raise RecipeError(
-                [f"{prefix}.file: required for the ptypy scan (a .py file), got None"]
-            )
         try:
-            target = load_ptypy_file(checked.file, checked.classname)
+            target, user, checked = _target(dict(section), prefix)
         except ScanError as exc:
             raise RecipeError([f"{prefix}.file: {exc}"]) from None
         resolved = plain(validate_params(target.Params, user, prefix=prefix).model_dump())
@@ -189,10 +187,6 @@ class PtypyScan(PtyScan):
     def __new__(cls, pars=None, *, comm=None, **kwargs):
         values = explicit_values(pars)
         values.update(kwargs)
-        own, user = _split(values)
-        checked = validate_params(PtypyParams, own, prefix="scan")
-        if checked.file is None:
-            raise RecipeError(["scan.file: required for the ptypy scan (a .py file), got None"])
-        target = load_ptypy_file(checked.file, checked.classname)
+        target, user, checked = _target(values, "scan")
         log.info("ptypy: using %s from %s", target.__name__, checked.file)
         return target(user, comm=comm)
