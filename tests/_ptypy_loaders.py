@@ -99,6 +99,7 @@ class StyleLoader(PtyScan):
         self.extra.entry = entry
 
     def load_positions(self):
+        assert isinstance(self.p.shape, (int, tuple))  # never a YAML list: ptypy's type
         with h5py.File(self.info.path, "r") as f:
             xy = np.array(f[self.extra.entry + "/measurement/xy"], dtype=float)
         if self.info.positions.flip_x:

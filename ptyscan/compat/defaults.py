@@ -38,7 +38,15 @@ from pydantic import BeforeValidator, Field, create_model
 from ..errors import ScanError
 from ..params import ParamsModel, short_repr
 
-__all__ = ["DefaultsEntry", "defaults_text", "model_from_defaults", "parse_defaults"]
+__all__ = [
+    "DefaultsEntry",
+    "as_tuples",
+    "class_entries",
+    "defaults_text",
+    "model_from_defaults",
+    "parse_defaults",
+    "tuple_keys",
+]
 
 TYPE_NAMES = {
     "array": "ndarray",
@@ -219,7 +227,35 @@ def model_from_defaults(cls, stop, base, name=None):
     name : str, optional
         Default of ``name`` when no block has a ``[name]`` section.
     """
-    where = f"{cls.__module__}.{cls.__qualname__}"
-    entries = parse_defaults(defaults_text(cls, stop), where=where)
+    entries = class_entries(cls, stop)
     extra = {"name": (str, name)} if name is not None else {}
     return model_from_tree(_tree(entries), base, f"{cls.__name__}Params", **extra)
+
+
+def class_entries(cls, stop) -> list[DefaultsEntry]:
+    """The entries of the ``Defaults:`` blocks of ``cls`` and its bases up to ``stop``."""
+    where = f"{cls.__module__}.{cls.__qualname__}"
+    return parse_defaults(defaults_text(cls, stop), where=where)
+
+
+def tuple_keys(cls, stop) -> frozenset[str]:
+    """Dotted keys whose ptypy type allows a tuple but no list (``shape: int, tuple``)."""
+    return frozenset(
+        e.name
+        for e in class_entries(cls, stop)
+        if "tuple" in e.types and not {"list", "ndarray"} & set(e.types)
+    )
+
+
+def as_tuples(values, keys, prefix=""):
+    """``values`` with the lists at dotted ``keys`` made tuples, as a ptypy script would
+    give them (a YAML recipe has no tuples; loaders write ``(n,) + self.p.shape``)."""
+    out = {}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if hasattr(value, "keys"):
+            value = as_tuples(value, keys, prefix=path + ".")
+        elif path in keys and isinstance(value, list):
+            value = tuple(value)
+        out[key] = value
+    return out

@@ -35,6 +35,7 @@ from ..errors import RecipeError, ScanError
 from ..params import ParamsModel, plain, validate_params
 from ..scan import PtyScan
 from ..scans.plugin import explicit_values, find_scan_class, load_plugin_module
+from .defaults import as_tuples
 from .ptypy.core.data import PtyScan as PtypyStyleScan
 
 __all__ = ["PtypyParams", "PtypyScan", "load_ptypy_file"]
@@ -189,4 +190,4 @@ class PtypyScan(PtyScan):
         values.update(kwargs)
         target, user, checked = _target(values, "scan")
         log.info("ptypy: using %s from %s", target.__name__, checked.file)
-        return target(user, comm=comm)
+        return target(as_tuples(user, target.TUPLE_KEYS), comm=comm)

@@ -58,6 +58,7 @@ def test_recipe_names_the_file_and_class(files, tmp_path):
             "class": "StyleLoader",
             "path": files["data"],
             "positions": {"flip_x": True},
+            "shape": [16, 16],  # a list in YAML, a tuple for the loader
             "save": "append",
             "dfile": str(tmp_path / "out.ptyd"),
         }

@@ -260,3 +260,16 @@ def test_finalize_is_called_once_at_the_end():
         pass
     scan.auto(5)
     assert Closing.closed == 1
+
+
+def test_tuple_typed_keys_reach_the_loader_as_tuples():
+    """A YAML recipe has no tuples; ptypy loaders write ``(n,) + self.p.shape``."""
+    from ptyscan.compat.defaults import as_tuples
+
+    assert "shape" in Base.TUPLE_KEYS and "numbers" not in Base.TUPLE_KEYS
+    values = {"shape": [4, 4], "numbers": [1], "group": {"sub": {"leaf": [1]}}}
+    assert as_tuples(values, {"shape", "group.sub.leaf"}) == {
+        "shape": (4, 4),
+        "numbers": [1],
+        "group": {"sub": {"leaf": (1,)}},
+    }

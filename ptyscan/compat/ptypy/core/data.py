@@ -27,6 +27,7 @@ from ....errors import RecipeError, ScanError
 from ....params import plain, validate_params
 from ....scan import PtyScan as NativePtyScan
 from ....scan_support import checked_recorded_meta
+from ...defaults import as_tuples
 from ..utils import parallel
 from ..utils.parameters import Param, asParam
 
@@ -72,9 +73,13 @@ class MetaView:
 class PtyScan(NativePtyScan):
     """Base class of ptypy-style loaders (see the module notes for what differs)."""
 
+    TUPLE_KEYS: frozenset = frozenset({"shape", "psize"})
+    """Keys whose ptypy type is a tuple, not a list (more from ``register``): ``DEFAULT``
+    and the ``ptypy`` scan give the loader tuples there, as a ptypy script would."""
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        cls.DEFAULT = asParam(plain(cls.Params().model_dump()))
+        cls.DEFAULT = asParam(as_tuples(plain(cls.Params().model_dump()), cls.TUPLE_KEYS))
 
     def __init__(self, pars=None, comm=None, **kwargs):
         values = Param()
@@ -144,5 +149,5 @@ class PtyScan(NativePtyScan):
         """Called once at the end of the scan (ptypy loaders close their files here)."""
 
 
-PtyScan.DEFAULT = asParam(plain(PtyScan.Params().model_dump()))
+PtyScan.DEFAULT = asParam(as_tuples(plain(PtyScan.Params().model_dump()), PtyScan.TUPLE_KEYS))
 """The defaults of every ptypy-style scan, as a ptypy ``Param``."""

@@ -10,7 +10,7 @@ file (``scan: {name: ptypy, file: ..., class: ...}``).
 from __future__ import annotations
 
 from ....params import plain
-from ...defaults import model_from_defaults
+from ...defaults import as_tuples, model_from_defaults, tuple_keys
 from ..core.data import PtyScan
 from ..utils.parameters import asParam
 
@@ -36,7 +36,8 @@ def register(name=None):
             cls, stop=PtyScan, base=PtyScan.Params, name=name or cls.__name__
         )
         cls.Params = model
-        cls.DEFAULT = asParam(plain(model().model_dump()))
+        cls.TUPLE_KEYS = PtyScan.TUPLE_KEYS | tuple_keys(cls, stop=PtyScan)
+        cls.DEFAULT = asParam(as_tuples(plain(model().model_dump()), cls.TUPLE_KEYS))
         return cls
 
     return decorate
