@@ -275,6 +275,9 @@ def _validate_scan(section, problems, base_dir):
         return None, None
     try:
         cls = SCANS.get(str(name))
+        validate = getattr(cls, "validate_recipe", None)  # a scan whose keys come from a file
+        if validate is not None:
+            return cls, validate(section, prefix="scan", base_dir=base_dir)
         return cls, validate_params(cls.Params, section, prefix="scan", base_dir=base_dir)
     except RecipeError as exc:
         problems += exc.problems

@@ -40,6 +40,7 @@ BUILTIN_SCANS = {
     "ID16AScan": "ptyscan.scans.id16a:ID16AScan",
     "FliSpecScanMultexp": "ptyscan.scans.optiklabor:FliSpecScanMultexp",
     "plugin": "ptyscan.scans.plugin:PluginScan",
+    "ptypy": "ptyscan.compat.scan:PtypyScan",
     "SimScan": "ptyscan.scans.simscan:SimScan",
     "Hdf5Loader": "ptyscan.scans.hdf5_loader:Hdf5Loader",
     "Hdf5LoaderFast": "ptyscan.scans.hdf5_loader_fast:Hdf5LoaderFast",

@@ -4,8 +4,8 @@ The lifecycle knows no file format and no physics. A subclass implements some
 of the hooks (``load`` at least); the base class calls them in a fixed order,
 spreads frames over MPI ranks, broadcasts what is common, finds the centre,
 crops, orients and rebins, and hands out :class:`~ptyscan.chunk.Chunk` objects
-(or ``WAIT`` / ``EOS``). Hook names, signatures and return values follow
-ptypy's ``PtyScan``, so a ptypy subclass ports by changing its imports.
+(or ``WAIT`` / ``EOS``). Hook names, signatures, return values and order follow
+ptypy's ``PtyScan``; ptypy loader files run unmodified through ``ptyscan.compat``.
 
 Per chunk: check → load → correct → weights fallback (weight2d, else ones) →
 centre (first chunk only) → crop/pad to ``shape`` around the centre →
@@ -24,20 +24,19 @@ from .chunk import EOS, WAIT, Chunk, ScanMeta
 from .errors import ScanError
 from .parallel import assign_frames, get_comm
 from .params import validate_params
-from .scan_params import PtyScanParams
-from .scan_support import (
-    ChunkSaver,
+from .scan_checks import (
     agree_frame_shapes,
     check_hook_output,
     check_scan_geometry,
-    collective,
+    checked_recorded_meta,
     geometry_value,
     mean_frame,
+    positions_for,
     scan_positions,
-    scatter_loaded,
-    share_common,
     stack_frames,
 )
+from .scan_params import PtyScanParams
+from .scan_support import ChunkSaver, collective, scatter_loaded, share_common
 
 __all__ = ["PtyScan", "PtyScanParams"]
 
@@ -104,7 +103,7 @@ class PtyScan:
 
     @property
     def params(self) -> PtyScanParams:
-        """The validated parameters (same object as ``self.info``)."""
+        """The validated parameters the lifecycle reads (here the same object as ``info``)."""
         return self.info
 
     # --- hooks (ptypy names and contracts) ---------------------------------------------
@@ -128,7 +127,7 @@ class PtyScan:
         decide from :attr:`num_frames`.
         """
         start = self.framestart if start is None else start
-        frames = self.info.min_frames if frames is None else frames
+        frames = self.params.min_frames if frames is None else frames
         if self.num_frames is None:
             return frames, None
         return max(0, min(frames, self.num_frames - start)), None
@@ -161,7 +160,7 @@ class PtyScan:
                 int(np.random.SeedSequence().entropy % (2**63)) if self.comm.rank == 0 else None
             )
             self.seed = self.comm.bcast(fresh)
-        everywhere = self.info.load_parallel in ("common", "all")
+        everywhere = self.params.load_parallel in ("common", "all")
         shared = collective(self.comm, self._load_shared, root_only=not everywhere)
         if not everywhere:
             shared = share_common(self.comm, shared)
@@ -170,27 +169,32 @@ class PtyScan:
         self.weight2d = shared["weight2d"]
         self.num_frames = shared["num_frames"]
         self._set_positions(shared["positions"])
-        self.geometry = check_scan_geometry(self)
+        self.geometry = check_scan_geometry(self)  # before anything is written
+        if self._saver is not None:  # ptypy creates the .ptyd here
+            self._saver.open_file()
         collective(self.comm, self.post_initialize)
         self.is_initialized = True
         if self.comm.rank == 0:
-            frames = "unknown" if self.num_frames is None else self.num_frames
+            n = "unknown" if self.num_frames is None else self.num_frames
             random = self.SYNTHETIC or self.info.add_poisson_noise  # else the seed means nothing
-            seed = f", seed {self.seed}" if random else ""
-            log.info(
-                "%s initialised: %s frames, %d rank(s)%s",
+            what = (
                 type(self).__name__,
-                frames,
+                n,
                 self.comm.size,
-                seed,
+                f", seed {self.seed}" if random else "",
             )
+            log.info("%s initialised: %s frames, %d rank(s)%s", *what)
 
     def _load_shared(self):
-        common = self.load_common()
-        common = {} if common is None else dict(common)
-        theory = self.info.positions_theory
+        """ptypy's order: positions, weight, common; recorded meta checked after each hook."""
+        self._check_meta("__init__")
+        theory = self.params.positions_theory
         positions = theory if theory is not None else self.load_positions()
+        self._check_meta("load_positions")
         weight2d = self.load_weight()
+        self._check_meta("load_weight")
+        common = dict(self.load_common() or {})
+        self._check_meta("load_common")
         return {
             "common": common,
             "recorded_meta": dict(self.recorded_meta),
@@ -199,8 +203,12 @@ class PtyScan:
             "num_frames": self.num_frames,
         }
 
+    def _check_meta(self, hook):
+        where = f"{type(self).__name__}.{hook}"
+        self.recorded_meta = checked_recorded_meta(self.recorded_meta, where)
+
     def _set_positions(self, positions):
-        theory = self.info.positions_theory is not None
+        theory = self.params.positions_theory is not None
         pos, self.num_frames = scan_positions(self, positions, theory=theory)
         if pos is not None:
             self.positions = pos
@@ -230,7 +238,7 @@ class PtyScan:
         self.frames_accessible, self.end_of_scan = accessible, eos
         if accessible <= 0 and eos:
             return EOS
-        if accessible <= 0 or (accessible < self.info.min_frames and not eos):
+        if accessible <= 0 or (accessible < self.params.min_frames and not eos):
             return WAIT
         indices = np.arange(start, start + min(accessible, int(chunksize)), dtype=np.int64)
         self.framestart = int(indices[-1]) + 1
@@ -279,7 +287,9 @@ class PtyScan:
             self._raw_center = self._find_center(stack, wstack)
         stack, self._center = self._geometry(stack, self._raw_center)
         wstack = self._geometry_weights(wstack, len(own))
-        positions = collective(self.comm, lambda: self._positions_for(own, pos))
+        positions = collective(
+            self.comm, lambda: positions_for(type(self).__name__, own, pos, self.positions)
+        )
         all_pos = (
             np.concatenate(self.comm.allgather(positions)) if self.comm.size > 1 else positions
         )
@@ -288,7 +298,7 @@ class PtyScan:
             data=stack,
             weights=wstack,
             positions=positions,
-            meta=self.meta,
+            meta=self.current_meta(),
             number=self._chunk_number,
             all_indices=indices,
             all_positions=all_pos,
@@ -296,7 +306,7 @@ class PtyScan:
 
     def _load_frames(self, own, blocks):
         """Call ``load`` per ``load_parallel`` and return this rank's three dicts."""
-        if self.info.load_parallel in ("data", "all") or self.comm.size == 1:
+        if self.params.load_parallel in ("data", "all") or self.comm.size == 1:
             return collective(
                 self.comm, lambda: check_hook_output(self, "load", self.load(own), own)
             )
@@ -343,7 +353,7 @@ class PtyScan:
 
     def _find_center(self, stack, wstack):
         """Raw-frame centre (cy, cx): from parameters, recorded meta or the mean frame."""
-        p = self.info
+        p = self.params
         recorded = self.recorded_meta.get("center")
         auto = p.auto_center is True or (p.auto_center is None and p.center is None)
         if recorded is not None and p.auto_center is not True:
@@ -362,7 +372,7 @@ class PtyScan:
 
     def _geometry(self, stack, center):
         """Crop/pad around the centre, orient, rebin; return frames and final centre."""
-        p = self.info
+        p = self.params
         if p.shape is not None and not preprocess.crop_is_identity(stack.shape, p.shape, center):
             stack, center = preprocess.crop_pad(stack, shape=p.shape, center=center)
         stack, center = preprocess.orient(stack, orientation=p.orientation, center=center)
@@ -380,7 +390,7 @@ class PtyScan:
 
     def _prepare_weights(self, weights):
         """Crop/pad, orient and rebin a (ny, nx) mask or (n, ny, nx) weights like the frames."""
-        p = self.info
+        p = self.params
         if p.shape is not None:
             weights, _ = preprocess.crop_pad(weights, shape=p.shape, center=self._raw_center)
         weights, _ = preprocess.orient(weights, orientation=p.orientation)
@@ -394,24 +404,14 @@ class PtyScan:
             return np.broadcast_to(mask, (n, *mask.shape))
         return self._prepare_weights(wstack)
 
-    def _positions_for(self, own, pos):
-        out = np.empty((len(own), 2), np.float64)
-        for row, i in enumerate(own):
-            value = pos.get(int(i))
-            if value is None and self.positions is not None and i < len(self.positions):
-                value = self.positions[i]
-            if value is None:
-                raise ScanError(
-                    f"{type(self).__name__}: no position for frame {int(i)}; return positions "
-                    "from load_positions() or load(), or set positions_theory"
-                )
-            out[row] = value
-        return out
-
     @property
     def meta(self) -> ScanMeta:
         """Derived facts (final shape, psize, centre, ...) as known now."""
-        p, rec = self.info, self.recorded_meta
+        return self.current_meta()
+
+    def current_meta(self) -> ScanMeta:
+        """Derived facts (final shape, psize, centre, ...) as known now (a new ScanMeta)."""
+        p, rec = self.params, self.recorded_meta
         flags = preprocess.orientation_flags(p.orientation)
         psize = tuple(float(v) for v in np.broadcast_to(geometry_value(self, "psize"), (2,)))
         crop = p.shape if p.shape is not None else self._raw_shape or (0, 0)
@@ -434,9 +434,9 @@ class PtyScan:
         """One-paragraph summary of the scan's state (also logged on rank 0)."""
         total = "unknown" if self.num_frames is None else self.num_frames
         text = (
-            f"{type(self).__name__} ({self.info.name}): {self._frames_delivered}/{total} frames "
+            f"{type(self).__name__} ({self.params.name}): {self._frames_delivered}/{total} frames "
             f"in {self._chunk_number} chunks, end_of_scan={self.end_of_scan}, "
-            f"ranks={self.comm.size}; meta: {self.meta}"
+            f"ranks={self.comm.size}; meta: {self.current_meta()}"
         )
         if self.comm.rank == 0:
             log.info(text)

@@ -48,6 +48,11 @@ def _center(value):
     raise ValueError(f"{expected}, got {short_repr(value)}{hint}")
 
 
+def _rebin(value):
+    """None (ptypy's default) → 1."""
+    return 1 if value is None else value
+
+
 Orientation = Annotated[int | None, BeforeValidator(_orientation)]
 Center = Annotated[str | tuple[float, float] | None, BeforeValidator(_center)]
 
@@ -75,8 +80,8 @@ class PtyScanParams(ParamsModel):
     shape: Shape2 = (256, 256)
     """Frame shape (ny, nx) in raw pixels cropped/padded around the centre (before rebin);
     an int n means (n, n)."""
-    rebin: int = Field(1, ge=1, le=32)
-    """Sum rebin×rebin pixel blocks (1..32); must divide ``shape``."""
+    rebin: Annotated[int, BeforeValidator(_rebin)] = Field(1, ge=1, le=32)
+    """Sum rebin×rebin pixel blocks (1..32); must divide ``shape``; None means 1 (ptypy)."""
     orientation: Orientation = None
     """Detector orientation: None, int 0-7 (4 = transpose, 2 = flipud, 1 = fliplr) or
     [transpose, flipud, fliplr]; applied in that order after cropping."""

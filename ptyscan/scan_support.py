@@ -11,24 +11,16 @@ import os
 
 import numpy as np
 
-from .errors import ParameterError, PeerError, ScanError
+from .errors import PeerError, ScanError
 from .io.h5frames import Deflated, deflate_frames, uniform_value
 from .io.sinks import prepared_sink_class
 from .parallel import thread_count
-from .plausibility import check_geometry, describe_geometry, make_geometry
 
 __all__ = [
     "ChunkSaver",
-    "agree_frame_shapes",
-    "check_hook_output",
-    "check_scan_geometry",
     "collective",
-    "geometry_value",
-    "mean_frame",
-    "scan_positions",
     "scatter_loaded",
     "share_common",
-    "stack_frames",
 ]
 
 log = logging.getLogger(__name__)
@@ -63,179 +55,6 @@ def collective(comm, fn, *, root_only=False, idle=False):
         rank, msg = failed[0]
         raise PeerError(f"rank {rank} failed: {msg}")
     return result
-
-
-_EXPECTED = {
-    "energy": "the photon energy in keV, e.g. energy: 8.7",
-    "distance": "the sample-detector distance in metres, e.g. distance: 5.2",
-    "psize": "the detector pixel size in metres, e.g. psize: 75.0e-6",
-}
-
-
-def geometry_value(scan, key):
-    """``scan``'s energy, distance or psize: recorded by its hooks (from the files), else
-    the parameter; a ParameterError naming the key when neither exists (real-data
-    scans have no invented defaults)."""
-    value = scan.recorded_meta.get(key, getattr(scan.info, key))
-    if value is None:
-        expected = _EXPECTED[key]
-        if key == "energy" and getattr(scan.info, "electron_data", False):
-            expected = "the electron energy in keV (kV), e.g. energy: 300"
-        raise ParameterError(
-            f"scan.{key}: not given in the recipe and not recorded in the files of "
-            f"{type(scan).__name__}; expected {expected}"
-        )
-    return value
-
-
-def check_scan_geometry(scan):
-    """Check the geometry of an initialised ``scan`` before its frames are loaded
-    (:func:`ptyscan.plausibility.check_geometry`; collective) and log it on rank 0.
-
-    Returns the :class:`~ptyscan.plausibility.Geometry`.
-    """
-
-    def check():
-        electron = getattr(scan.info, "electron_data", False)
-        radiation = "electron" if electron else scan.RADIATION
-        geometry = make_geometry(scan.meta, scan.positions, radiation=radiation)
-        check_geometry(geometry)
-        return geometry
-
-    geometry = collective(scan.comm, check, root_only=True)
-    geometry = scan.comm.bcast(geometry)
-    if scan.comm.rank == 0:
-        log.info("%s", describe_geometry(geometry))
-    return geometry
-
-
-def scan_positions(scan, positions, *, theory):
-    """``(positions, num_frames)`` from what ``load_positions`` (or ``positions_theory``)
-    gave: (N, 2) float64 metres cut to ``num_frames``, or (None, num_frames) for none.
-
-    ``num_frames`` becomes N when it was None or the positions are theory, and is
-    lowered (with a warning) when there are fewer positions than frames.
-    """
-    num_frames = scan.num_frames
-    if positions is None or len(positions) == 0:
-        return None, num_frames
-    pos = np.asarray(positions, dtype=np.float64)
-    if pos.ndim != 2 or pos.shape[1] != 2:
-        raise ScanError(
-            f"{type(scan).__name__}.load_positions: must return an (N, 2) array in "
-            f"metres (slow, fast), got shape {pos.shape}"
-        )
-    if num_frames is None or theory:
-        num_frames = len(pos)
-    elif len(pos) < num_frames:
-        lowered = "only %d positions for num_frames=%d: num_frames lowered to %d"
-        log.warning(lowered, len(pos), num_frames, len(pos))
-        num_frames = len(pos)
-    return pos[:num_frames], num_frames
-
-
-_HOOK_OUTPUTS = {"load": ("raw", "positions", "weights"), "correct": ("data", "weights")}
-_MISSING_HINTS = {"load": "; raw must have one 2-D array per index", "correct": ""}
-
-
-def check_hook_output(scan, hook, out, indices):
-    """The dicts that ``scan.load`` or ``scan.correct`` returned, checked.
-
-    Parameters
-    ----------
-    scan : PtyScan
-    hook : {'load', 'correct'}
-    out : what the hook returned: a tuple of dicts keyed by frame index
-    indices : (n,) int, the frames asked for; each must be in the first dict
-
-    Returns
-    -------
-    tuple of dict
-        (raw, positions, weights) or (data, weights); None becomes {}.
-    """
-    name, parts = f"{type(scan).__name__}.{hook}", _HOOK_OUTPUTS[hook]
-    if not (isinstance(out, tuple | list) and len(out) == len(parts)):
-        raise ScanError(f"{name}: must return ({', '.join(parts)}) dicts, got {out!r:.80}")
-    dicts = tuple(dict(d or {}) for d in out)
-    missing = [int(i) for i in indices if int(i) not in dicts[0]]
-    if missing:
-        raise ScanError(
-            f"{name}: returned no frame for indices {missing[:5]}"
-            f"{'...' if len(missing) > 5 else ''}{_MISSING_HINTS[hook]}"
-        )
-    return dicts
-
-
-def agree_frame_shapes(comm, name, own, data, weights):
-    """The frame shape all ranks agree on, and every per-frame weight shape (collective).
-
-    Parameters
-    ----------
-    comm : Comm
-    name : str, the scan class name for messages
-    own : (n,) int, this rank's frames; data, weights : dicts keyed by frame index
-
-    Returns
-    -------
-    shape : tuple or None
-        The one 2-D shape of every rank's frames; None when no rank has a frame.
-    weight_shapes : set of tuple
-        Shapes of the per-frame weights on any rank.
-
-    Raises
-    ------
-    ScanError
-        Frames that are not 2-D or not all of one shape (on every rank alike).
-    """
-    shapes = {np.shape(data[int(i)]) for i in own}
-    wshapes = {np.shape(w) for i in own if (w := weights.get(int(i))) is not None}
-    everyone = comm.allgather((shapes, wshapes))
-    all_shapes = set().union(*(s for s, _ in everyone))
-    all_wshapes = set().union(*(w for _, w in everyone))
-    if len(all_shapes) > 1 or any(len(s) != 2 for s in all_shapes):
-        raise ScanError(
-            f"{name}: frames must all be 2-D with one shape, got shapes "
-            f"{sorted(all_shapes)} (across all ranks); check the detector ROI of the files"
-        )
-    return (next(iter(all_shapes)) if all_shapes else None), all_wshapes
-
-
-def mean_frame(comm, stack, valid):
-    """The mean of every rank's valid pixels, and how many frames each pixel had (collective).
-
-    Parameters
-    ----------
-    stack : (n, ny, nx) frames of this rank
-    valid : (n, ny, nx) or (1, ny, nx) bool
-
-    Returns
-    -------
-    mean, count : (ny, nx) float64; mean is 0 where count is 0
-    """
-    total = (stack * valid).sum(axis=0, dtype=np.float64)
-    count = np.broadcast_to(valid, stack.shape).sum(axis=0).astype(np.float64)
-    comm.Allreduce(total)
-    comm.Allreduce(count)
-    return np.divide(total, count, out=np.zeros_like(total), where=count > 0), count
-
-
-def stack_frames(own, data, weights, *, shape, mask):
-    """``own``'s frames as (n, ny, nx) float32 data and weights.
-
-    ``weights`` is None when no frame has weights of its own (the 2-D mask then
-    applies to all); otherwise frames without their own weights get ``mask()``.
-    """
-    stack = np.empty((len(own), *shape), np.float32)
-    for row, i in enumerate(own):
-        stack[row] = data[int(i)]
-    per_frame = [weights.get(int(i)) for i in own]
-    if not any(w is not None for w in per_frame):
-        return stack, None
-    fallback = mask()
-    wstack = np.empty_like(stack)
-    for row, w in enumerate(per_frame):
-        wstack[row] = fallback if w is None else w
-    return stack, wstack
 
 
 class _ArrayRef(int):
@@ -332,7 +151,7 @@ class ChunkSaver:
         self.finished = False
 
     def _info(self):
-        info = self.scan.info.to_dict()
+        info = self.scan.params.to_dict()
         info["seed"] = int(self.scan.seed)
         return info
 
@@ -349,7 +168,7 @@ class ChunkSaver:
                 full = np.broadcast_to(mask, data.shape)
             else:
                 full = weights
-            self._open(chunk)
+            self._open()
             self.writer.write_chunk(
                 chunk.number,
                 indices=chunk.all_indices,
@@ -368,7 +187,7 @@ class ChunkSaver:
         serial run writes. A stack uniform on every rank travels as one value.
         """
         comm = self.scan.comm
-        if comm.size == 1 or self.scan.info.compression != "gzip":
+        if comm.size == 1 or self.scan.params.compression != "gzip":
             return comm.gather_rows(np.ascontiguousarray(rows))
         value = uniform_value(rows) if len(rows) else "empty"
         values = {v for v in comm.allgather(value) if not (isinstance(v, str) and v == "empty")}
@@ -380,10 +199,14 @@ class ChunkSaver:
             return None
         return Deflated(shape=shape, dtype=rows.dtype, blobs=[b for part in blobs for b in part])
 
-    def _open(self, chunk):
+    def open_file(self):
+        """Create the file and write meta and info now (ptypy does it in ``initialize``)."""
+        collective(self.scan.comm, self._open, root_only=True)
+
+    def _open(self):
         if self.writer is not None:
             return
-        p = self.scan.info
+        p = self.scan.params
         folder = os.path.dirname(os.path.abspath(p.dfile))
         os.makedirs(folder, exist_ok=True)
         self.writer = prepared_sink_class(p.dfile)(
@@ -394,7 +217,7 @@ class ChunkSaver:
             # the other ranks sleep while rank 0 writes (idle_barrier): use the node's cores
             threads=thread_count(),
         )
-        self.writer.write_meta(chunk.meta.to_ptyd())
+        self.writer.write_meta(self.scan.current_meta().to_ptyd())
         self.writer.write_info(self._info())
         log.info("saving prepared chunks to %s (%s)", p.dfile, p.save)
 
@@ -407,10 +230,10 @@ class ChunkSaver:
         def close():
             if self.writer is None:
                 log.warning(
-                    "scan ended without any frame: nothing saved to %s", self.scan.info.dfile
+                    "scan ended without any frame: nothing saved to %s", self.scan.params.dfile
                 )
                 return
-            self.writer.write_meta(self.scan.meta.to_ptyd())
+            self.writer.write_meta(self.scan.current_meta().to_ptyd())
             self.writer.write_info(self._info())
             self.writer.close()
 

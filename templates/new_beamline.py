@@ -9,7 +9,7 @@ and an optional ``dark.npy`` and ``mask.npy``. It is a complete, working scan:
 What a subclass does NOT do: MPI, chunking, centring, cropping, orientation,
 rebinning, saving. The PtyScan base class does all of that; hooks are called on
 the right rank(s) and their results are shared. Hook names and return values
-follow ptypy, so a ptypy PtyScan subclass ports by changing its imports.
+follow ptypy; a ptypy loader file runs unmodified (README "Porting from ptypy").
 
 To use it from a recipe (``scan: {name: NpyFolderScan, folder: ...}``), register
 the class in your package's ``pyproject.toml``::

@@ -23,9 +23,9 @@ FLOORS = [
     ),
     ("ptyscan.backend", "ptyscan.chunk", "ptyscan.params"),
     ("ptyscan.scan_params", "ptyscan.recipe", "ptyscan.propagation"),
-    ("ptyscan.scan", "ptyscan.scan_support"),
+    ("ptyscan.scan", "ptyscan.scan_checks", "ptyscan.scan_support"),
     ("ptyscan.simulate", "ptyscan.engines"),
-    ("ptyscan.scans",),
+    ("ptyscan.scans", "ptyscan.compat"),
     ("ptyscan.app",),
     ("ptyscan", "ptyscan.__main__"),
 ]

@@ -105,6 +105,41 @@ def _plugin(tmp_path, **kw):
     return get_scan("plugin")(file=str(path), shape=8, seed=2, **kw)
 
 
+PTYPY_RAMP = """
+import numpy as np
+
+from ptypy.core.data import PtyScan
+from ptypy.experiment import register
+
+
+@register()
+class PtypyRamp(PtyScan):
+    \"\"\"
+    Defaults:
+
+    [offset]
+    default = 0.0
+    type = float
+    help = Added to every frame
+    \"\"\"
+
+    def load_positions(self):
+        i = np.arange(13)
+        return np.stack([i, -i], axis=1) * 1e-6
+
+    def load(self, indices):
+        raw = {int(i): np.full((8, 8), i + self.info.offset) for i in indices}
+        return raw, {}, {}
+"""
+
+
+def _ptypy(tmp_path, **kw):
+    path = tmp_path / "ptypy_ramp.py"
+    if not path.exists():
+        path.write_text(PTYPY_RAMP)
+    return get_scan("ptypy")(file=str(path), shape=8, seed=2, **kw)
+
+
 def _simscan(tmp_path, **kw):
     return get_scan("SimScan")(
         num_frames=N_FRAMES,
@@ -174,6 +209,7 @@ FACTORIES = {
     "ID16AScan": _id16a,
     "FliSpecScanMultexp": _flispec,
     "plugin": _plugin,
+    "ptypy": _ptypy,
     "SimScan": _simscan,
     "Hdf5Loader": _hdf5_loader,
     "Hdf5LoaderFast": _hdf5_loader_fast,

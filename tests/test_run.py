@@ -185,9 +185,15 @@ def test_numiter_contiguous_is_a_run_setting(tmp_path, contiguous):
     assert summary.iterations == 3 * contiguous + 4 + 3
 
 
-def test_numiter_contiguous_is_not_an_engine_key(tmp_path):
-    with pytest.raises(RecipeError, match=r"engines\[0\]\.numiter_contiguous: unknown key"):
-        recipe(tmp_path, engines=[{"name": "DM", "numiter_contiguous": 2}])
+def test_an_engines_numiter_contiguous_is_accepted_and_changes_nothing(tmp_path):
+    """ptypy's engine key (its templates set it) is accepted; the iterations are still
+    set by run.numiter_contiguous and numiter (issue 11)."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain = run_recipe(recipe(tmp_path / "a"))
+    engines = [{"name": "DM", "numiter": 4, "numiter_contiguous": 2}, {"name": "ML", "numiter": 3}]
+    keyed = run_recipe(recipe(tmp_path / "b", engines=engines))
+    assert keyed.iterations == plain.iterations == 3 + 4 + 3
 
 
 def test_a_rerun_keeps_the_previous_result_as_old(tmp_path, caplog):

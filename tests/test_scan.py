@@ -135,7 +135,7 @@ def test_construction_loads_nothing_and_hooks_run_in_order():
     scan = DotScan(num_frames=6)
     assert scan.calls == []
     chunk = scan.auto(4)
-    assert scan.calls[:3] == ["load_common", "load_positions", "load_weight"]
+    assert scan.calls[:3] == ["load_positions", "load_weight", "load_common"]  # ptypy's order
     assert scan.calls[3:] == [("load", [0, 1, 2, 3]), "correct"]
     assert isinstance(chunk, Chunk)
 

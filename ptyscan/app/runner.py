@@ -199,7 +199,7 @@ class _Run:
             history=self.history,
             indices=np.concatenate(self.indices),
             positions=np.concatenate(self.positions),
-            meta=self.scan.meta,
+            meta=self.scan.current_meta(),
             recipe_yaml=self.recipe.to_yaml(),
             status=status,
             ranks=self.comm.size,

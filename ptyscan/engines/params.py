@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import BeforeValidator, Field, field_validator
 
 from ..params import InputPath, ParamsModel
+from .ptypy_keys import ptypy_only_keys
 
 __all__ = ["DMParams", "EngineParams", "MLParams"]
 
@@ -35,6 +36,9 @@ class EngineParams(ParamsModel):
     """Engine name, as registered in the ``ptyscan.engines`` entry-point group."""
     numiter: int = Field(20, ge=0)
     """Total number of iterations."""
+    numiter_contiguous: int = Field(1, ge=1)
+    """ptypy's iterations between pauses for plots and autosaves: accepted, no effect on
+    the result (``run.numiter_contiguous`` sets the streaming rounds)."""
     probe_support: float | None = Field(0.7, gt=0)
     """Probe support: a centred disc of this fraction of the frame area (π r² = f·sy·sx);
     None for no support."""
@@ -96,7 +100,7 @@ class EngineParams(ParamsModel):
         return _optional_array(value)
 
 
-class DMParams(EngineParams):
+class DMParams(EngineParams, ptypy_only_keys("DM")):
     """Parameters of :class:`~ptyscan.engines.dm.DM` (ptypy 0.9 names and defaults)."""
 
     name: str = "DM"
@@ -130,12 +134,15 @@ class DMParams(EngineParams):
         return value
 
 
-class MLParams(EngineParams):
+class MLParams(EngineParams, ptypy_only_keys("ML")):
     """Parameters of :class:`~ptyscan.engines.ml.ML` (ptypy 0.9 names and defaults)."""
 
     name: str = "ML"
-    ML_type: Literal["gaussian", "poisson", "euclid"] = "gaussian"
-    """Likelihood model: 'gaussian', 'poisson' or 'euclid'."""
+    ML_type: Annotated[
+        Literal["gaussian", "poisson", "euclid"],
+        BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
+    ] = "gaussian"
+    """Likelihood model: 'gaussian', 'poisson' or 'euclid' (any case, as in ptypy)."""
     floating_intensities: bool = False
     """Fit one intensity factor per frame (incident-flux fluctuations)."""
     intensity_renormalization: float = Field(1.0, gt=0)

@@ -82,7 +82,7 @@ class Hdf5Loader(ClosesAtEnd, PtyScan):
         super().__init__(pars, comm=comm, **kwargs)
         self.setup = None
         self._files = None
-        self._arrays = {}
+        self._setup_arrays = None
         self._scales = None
         self._live = None
 
@@ -101,20 +101,26 @@ class Hdf5Loader(ClosesAtEnd, PtyScan):
 
     # --- hooks ----------------------------------------------------------------------------
 
-    def load_common(self):
-        """Check every dataset, recognise the layout, read positions, masks, darks, flats."""
-        setup, arrays = inspect_scan(self.info, self.files)
-        self.recorded_meta.update(setup.recorded)
-        if self.info.live and setup.plan.finite:
-            self.num_frames = len(setup.plan)
-        self._arrays = arrays
-        return {"hdf5": setup, **{k: v for k, v in arrays.items() if k != "positions"}}
+    def _inspected(self):
+        """Check every dataset, recognise the layout, read positions, masks, darks, flats
+        (once, in whichever hook runs first)."""
+        if self._setup_arrays is None:
+            setup, arrays = inspect_scan(self.info, self.files)
+            self.recorded_meta.update(setup.recorded)
+            if self.info.live and setup.plan.finite:
+                self.num_frames = len(setup.plan)
+            self._setup_arrays = (setup, arrays)
+        return self._setup_arrays
 
     def load_positions(self):
-        return self._arrays.get("positions")
+        return self._inspected()[1].get("positions")
 
     def load_weight(self):
-        return self._arrays.get("weight2d")
+        return self._inspected()[1].get("weight2d")
+
+    def load_common(self):
+        setup, arrays = self._inspected()
+        return {"hdf5": setup, **{k: v for k, v in arrays.items() if k != "positions"}}
 
     def post_initialize(self):
         common = self.common

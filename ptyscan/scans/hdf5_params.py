@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import BeforeValidator, Field
 
 from ..params import (
@@ -66,6 +67,8 @@ def _indices(value):
     expected = "must be None or a list of frame indices (ints >= 0; repeats allowed)"
     if value is None:
         return None
+    if isinstance(value, np.ndarray) and value.ndim == 1:  # ptypy's loaders pass arrays
+        value = list(value)
     if isinstance(value, list | tuple) and len(value) > 0:
         if all(is_int(v) and v >= 0 for v in value):
             return tuple(int(v) for v in value)

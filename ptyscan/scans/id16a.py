@@ -301,6 +301,9 @@ class ID16AScan(PtyScan):
     # --- hooks ----------------------------------------------------------------------------
 
     def load_common(self):
+        """Darks, flats, distortion maps and bpm5 (read once; load_weight needs them first)."""
+        if self._loaded_common:
+            return self._loaded_common
         p = self.info
         need_dark = p.dark_subtraction or p.flat_division
         common = {
@@ -357,7 +360,7 @@ class ID16AScan(PtyScan):
 
     def load_weight(self):
         """Mask × (flat − dark > 0), undistorted and padded like the frames; None if all 1."""
-        p, common = self.info, self._loaded_common
+        p, common = self.info, self.load_common()
         if not (p.mask_file or p.flat_division or common.get("distortion") or p.recipe.pad_crop):
             return None
         if p.mask_file:

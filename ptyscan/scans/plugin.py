@@ -37,7 +37,13 @@ from ..params import InputPath, plain, validate_params
 from ..scan import PtyScan
 from ..scan_params import PtyScanParams
 
-__all__ = ["PluginParams", "PluginScan", "find_scan_class", "load_plugin_module"]
+__all__ = [
+    "PluginParams",
+    "PluginScan",
+    "explicit_values",
+    "find_scan_class",
+    "load_plugin_module",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,16 +62,31 @@ class PluginParams(PtyScanParams):
     """Parameters of the user's class (or its ``recipe`` field, if it declares one)."""
 
 
-def load_plugin_module(path):
-    """Import the Python file ``path`` as a module (once per file version) and return it."""
+def load_plugin_module(path, *, package=None, builtins=None, what="plugin"):
+    """Import the Python file ``path`` as a module (once per file version) and return it.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``.py`` file (``~`` expanded, relative to the working directory).
+    package : str, optional
+        Import the file as a module of this package, so its relative imports
+        (``from . import x``, ``from ..core import y``) resolve there. Default: a
+        top-level module.
+    builtins : dict, optional
+        The module's builtins (e.g. with an ``__import__`` that maps names).
+    what : str
+        The scan name that starts messages ('plugin', 'ptypy').
+    """
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
     if not os.path.isfile(path):
-        raise ScanError(f"plugin: scan.file {path} does not exist; give the path of a .py file")
+        raise ScanError(f"{what}: scan.file {path} does not exist; give the path of a .py file")
     if not path.endswith(".py"):
-        raise ScanError(f"plugin: scan.file {path} is not a Python file (.py)")
+        raise ScanError(f"{what}: scan.file {path} is not a Python file (.py)")
     stem = os.path.splitext(os.path.basename(path))[0]
     digest = hashlib.sha1(path.encode()).hexdigest()[:10]
     name = f"ptyscan_plugin_{''.join(c if c.isalnum() else '_' for c in stem)}_{digest}"
+    name = f"{package}.{name}" if package else name
     stamp = os.stat(path).st_mtime_ns
     module = sys.modules.get(name)
     if module is not None and getattr(module, "__ptyscan_mtime__", None) == stamp:
@@ -73,12 +94,14 @@ def load_plugin_module(path):
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     module.__ptyscan_mtime__ = stamp
+    if builtins is not None:
+        module.__builtins__ = builtins
     sys.modules[name] = module  # pydantic resolves the module's annotations through it
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise ScanError(f"plugin: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise ScanError(f"{what}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
     return module
 
 
@@ -117,7 +140,7 @@ class PluginScan(PtyScan):
     Params = PluginParams
 
     def __new__(cls, pars=None, *, comm=None, **kwargs):
-        values = _explicit_values(pars)
+        values = explicit_values(pars)
         values.update(kwargs)
         own = validate_params(
             PluginParams, {k: values.get(k) for k in _OWN_KEYS if k in values}, prefix="scan"
@@ -150,12 +173,14 @@ class PluginScan(PtyScan):
             raise RecipeError(_recipe_paths(exc.problems, from_recipe)) from None
 
 
-def _explicit_values(pars) -> dict:
-    """The keys set explicitly: a model's ``model_fields_set``, or a mapping's keys."""
+def explicit_values(pars) -> dict:
+    """The keys set explicitly: a model's ``model_fields_set`` and extra keys, or a
+    mapping's keys."""
     if pars is None:
         return {}
     if isinstance(pars, BaseModel):
-        return {k: getattr(pars, k) for k in pars.model_fields_set}
+        values = {k: getattr(pars, k) for k in pars.model_fields_set}
+        return {**values, **(pars.model_extra or {})}
     return dict(pars)
 
 

@@ -77,6 +77,7 @@ class StemScan(ClosesAtEnd, PtyScan):
         self._layout = None
         self._steps = None
         self._positions_m = None
+        self._common_cache = None
         self.calibration: dict | None = None
         self._export = None
         if p.meas_export is not None:
@@ -135,6 +136,21 @@ class StemScan(ClosesAtEnd, PtyScan):
 
     def load_common(self):
         """The statistics pass, the calibration, the positions and the initial probe."""
+        return dict(self._whole_scan())
+
+    def load_positions(self):
+        """Positions in metres: they need the calibration, so the statistics pass runs
+        first (once; ptypy's hook order asks for positions before the common data)."""
+        self._whole_scan()
+        return self._positions_m
+
+    def _whole_scan(self) -> dict:
+        """The one streaming pass over the scan and what follows from it (cached)."""
+        if self._common_cache is None:
+            self._common_cache = self._compute_whole_scan()
+        return self._common_cache
+
+    def _compute_whole_scan(self) -> dict:
         p = self.info
         n = self.layout.num_frames
         self.num_frames = n if self.num_frames is None else min(self.num_frames, n)
@@ -171,9 +187,6 @@ class StemScan(ClosesAtEnd, PtyScan):
         self.recorded_meta["psize"] = numbers["psize_m"]
         self._positions_m = self._make_positions(numbers)
         return {"stem": numbers, "probe": numbers.pop("probe")}
-
-    def load_positions(self):
-        return self._positions_m
 
     def post_initialize(self):
         numbers = self.common["stem"]
