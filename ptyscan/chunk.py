@@ -114,6 +114,9 @@ class Chunk:
         Indices of every frame of this chunk on all ranks.
     all_positions : (m, 2) float64
         Positions of every frame of this chunk on all ranks.
+    probe : (K, ny, nx) complex or None
+        The scan's model of the illumination (:meth:`PtyScan.initial_probe`, e.g. the
+        electron probe of a StemScan); engines start from it when given no probe.
     """
 
     indices: np.ndarray
@@ -124,6 +127,7 @@ class Chunk:
     number: int = 0
     all_indices: np.ndarray = field(default=None)
     all_positions: np.ndarray = field(default=None)
+    probe: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self):
         n = len(self.indices)

@@ -28,6 +28,7 @@ from .scan_checks import (
     agree_frame_shapes,
     check_hook_output,
     check_scan_geometry,
+    checked_access,
     checked_recorded_meta,
     geometry_value,
     mean_frame,
@@ -148,6 +149,11 @@ class PtyScan:
         data = {k: np.maximum(v, 0) for k, v in raw.items()}
         return data, weights
 
+    def initial_probe(self):
+        """(K, sy, sx) complex model of the illumination for the engines to start from
+        (e.g. an electron probe from its aberrations), or None (a ptyscan extension)."""
+        return None
+
     def post_initialize(self):
         """Called on every rank at the end of :meth:`initialize`."""
 
@@ -248,22 +254,7 @@ class PtyScan:
         return chunk
 
     def _check(self, chunksize, start):
-        def run_check():
-            if self.abort:
-                return 0, True
-            accessible, eos = self.check(chunksize, start)
-            if eos is None:
-                if self.num_frames is None:
-                    raise ScanError(
-                        f"{type(self).__name__}.check: end_of_scan is None but num_frames is "
-                        "unknown, so the end of the scan cannot be detected; return True/False "
-                        "as end_of_scan from check(), or set num_frames, or return positions "
-                        "from load_positions()"
-                    )
-                eos = start + accessible >= self.num_frames
-            return int(min(max(accessible, 0), chunksize)), bool(eos), self.num_frames
-
-        got = collective(self.comm, run_check, root_only=True)
+        got = collective(self.comm, lambda: checked_access(self, chunksize, start), root_only=True)
         accessible, eos, *rest = self.comm.bcast(got)
         if rest:
             self.num_frames = rest[0]
@@ -302,6 +293,7 @@ class PtyScan:
             number=self._chunk_number,
             all_indices=indices,
             all_positions=all_pos,
+            probe=self.initial_probe(),
         )
 
     def _load_frames(self, own, blocks):

@@ -17,6 +17,7 @@ __all__ = [
     "agree_frame_shapes",
     "check_hook_output",
     "check_scan_geometry",
+    "checked_access",
     "checked_recorded_meta",
     "geometry_value",
     "mean_frame",
@@ -26,6 +27,27 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def checked_access(scan, chunksize, start):
+    """``(frames accessible, end of scan, num_frames)`` from ``scan.check`` (rank 0).
+
+    ``end_of_scan`` None is decided from ``num_frames`` (an error when that is unknown);
+    the count is clipped to ``[0, chunksize]``; an aborted scan has ended.
+    """
+    if scan.abort:
+        return 0, True
+    accessible, eos = scan.check(chunksize, start)
+    if eos is None:
+        if scan.num_frames is None:
+            raise ScanError(
+                f"{type(scan).__name__}.check: end_of_scan is None but num_frames is "
+                "unknown, so the end of the scan cannot be detected; return True/False "
+                "as end_of_scan from check(), or set num_frames, or return positions "
+                "from load_positions()"
+            )
+        eos = start + accessible >= scan.num_frames
+    return int(min(max(accessible, 0), chunksize)), bool(eos), scan.num_frames
 
 
 _EXPECTED = {

@@ -142,6 +142,9 @@ class Engine(abc.ABC):
                 start = read_result(p.start_from)  # ours or ptypy's .ptyr
                 probe = start.probe if probe is None else probe
                 start_object = (start.object, start.object_origin_px, start.sample_pixel_m)
+            scan_probe = probe is None and "probe_model" not in p.model_fields_set
+            if scan_probe and getattr(chunk, "probe", None) is not None:
+                probe = chunk.probe  # the scan's model (electrons), not the aperture default
             self._state = ReconstructionState(
                 self.backend,
                 self.comm,

@@ -188,6 +188,11 @@ class StemScan(ClosesAtEnd, PtyScan):
         self._positions_m = self._make_positions(numbers)
         return {"stem": numbers, "probe": numbers.pop("probe")}
 
+    def initial_probe(self):
+        """The probe of ``probe_kv``, ``probe_conv_angle``, ``probe_defocus`` and the
+        aberrations: the engines start from it (never the X-ray aperture default)."""
+        return self.probe
+
     def post_initialize(self):
         numbers = self.common["stem"]
         self.probe = self.common["probe"]

@@ -539,3 +539,27 @@ def test_positions_from_ptyrad_and_custom(tmp_path):
     other = StemScan({**base, "pos_source": "PtyRAD", "pos_params": str(tmp_path / "other.h5")})
     with pytest.raises(PtyScanError, match=r"no model_attributes/crop_pos.*something"):
         other.initialize()
+
+
+def test_engines_start_from_the_scans_electron_probe():
+    """Each chunk carries the scan's probe; an engine given no probe starts from it (not
+    the X-ray aperture default); an explicit probe_model still wins. X-ray scans: None."""
+    from ptyscan.engines import DM
+    from ptyscan.scans import get_scan
+
+    def first_probe(scan, **params):
+        chunk = next(c for c in drain(scan, 20))
+        assert chunk.probe is not None
+        dm = DM(backend="numpy", probe_modes=chunk.probe.shape[0], **params)
+        dm.add_views(chunk)
+        return chunk.probe, dm.probe
+
+    scan = StemScan(meas_source="custom", meas_params=_four_d(), seed=1)
+    given, used = first_probe(scan)
+    np.testing.assert_allclose(used, given, rtol=1e-5, atol=1e-6 * np.abs(given).max())
+    _, aperture = first_probe(
+        StemScan(meas_source="custom", meas_params=_four_d(), seed=1), probe_model="aperture"
+    )
+    assert not np.allclose(aperture, given, atol=1e-3 * np.abs(given).max())
+    moonflower = get_scan("QuickScan")(num_frames=4)
+    assert next(c for c in drain(moonflower, 4)).probe is None
