@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
 
-from .errors import RecipeError, closest_name, short_repr
+from .errors import ParameterError, RecipeError, closest_name, short_repr
 
 __all__ = [
     "InputPath",
@@ -34,6 +34,7 @@ __all__ = [
     "PositiveFloat",
     "Shape2",
     "check_finite_nonzero",
+    "checked_by",
     "closest_name",
     "describe_fields",
     "format_validation_error",
@@ -156,6 +157,21 @@ def validate_params(
 
 
 # --- reusable field types ------------------------------------------------------------------
+
+
+def checked_by(check):
+    """A pydantic validator running ``check(value)`` (a function that raises
+    :class:`~ptyscan.errors.ParameterError` on bad input): the error becomes the
+    field's one-line message with the value received; the value is returned as given."""
+
+    def validate(value):
+        try:
+            check(value)
+        except ParameterError as exc:
+            raise ValueError(f"{exc}, got {short_repr(value)}") from None
+        return value
+
+    return validate
 
 
 def resolve_input_path(value, base_dir):

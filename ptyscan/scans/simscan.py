@@ -25,7 +25,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from ..errors import ParameterError, ScanError
+from ..errors import ScanError
 from ..geometry import (
     check_object_extent,
     check_sample_pixel,
@@ -34,7 +34,7 @@ from ..geometry import (
     xray_wavelength_m,
 )
 from ..parallel import thread_count
-from ..params import OptionalShape2, Shape2, short_repr
+from ..params import OptionalShape2, Shape2, checked_by, short_repr
 from ..propagation import FarField, NearField
 from ..scan import PtyScan
 from ..scan_params import PtyScanParams
@@ -50,14 +50,6 @@ log = logging.getLogger(__name__)
 _PROBE, _OBJECT, _POSITIONS, _ERRORS, _FRAMES = range(1, 6)  # random streams
 _MARGIN_PX = 2
 _BLOCK_BYTES = 64 << 20  # exit waves per propagation block
-
-
-def _detector(value):
-    try:
-        detector_model(value)
-    except ParameterError as exc:
-        raise ValueError(f"{exc}, got {short_repr(value)}") from None
-    return value
 
 
 _MAX_PSF_SIGMA_PX = 1000
@@ -102,7 +94,7 @@ class SimScanParams(PtyScanParams):
     """Relative scale error of the reported positions (0.01: 1 % too large), per axis."""
     pos_drift: SignedPair = (0.0, 0.0)
     """Drift of the reported positions in metres per frame (frame i off by i·drift)."""
-    detector: Annotated[Any, BeforeValidator(_detector)] = "PILATUS_300K"
+    detector: Annotated[Any, BeforeValidator(checked_by(detector_model))] = "PILATUS_300K"
     """Detector model: a name (PILATUS_300K/1M/2M/6M, GenericCCD16bit/32bit, FLI_PL1001,
     FRELON_TAPER), a mapping {name: ..., attribute: value} overriding one, {} for the generic
     16-bit CCD, or None for an ideal detector (see add_poisson_noise)."""

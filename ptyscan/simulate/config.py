@@ -19,8 +19,10 @@ from ptyscan.params import (
     ParamsModel,
     PositionsArray,
     PositiveFloat,
+    checked_by,
     short_repr,
 )
+from ptyscan.simulate.aberrations import normalize_aberrations
 
 __all__ = [
     "Aberrations",
@@ -206,18 +208,7 @@ class FZPParams(ParamsModel):
     """Distance from the focal plane to the sample in metres (positive: downstream)."""
 
 
-def _aberrations(value):
-    from ptyscan.errors import ParameterError
-    from ptyscan.simulate.aberrations import normalize_aberrations
-
-    try:
-        normalize_aberrations(value)
-    except ParameterError as exc:
-        raise ValueError(f"{exc}, got {short_repr(value)}") from None
-    return value
-
-
-Aberrations = Annotated[dict[str, float], AfterValidator(_aberrations)]
+Aberrations = Annotated[dict[str, float], AfterValidator(checked_by(normalize_aberrations))]
 """Aberrations in Å and degrees in any notation of :mod:`ptyscan.simulate.aberrations`."""
 
 
