@@ -123,3 +123,29 @@ def test_refinement_on_the_cupy_path(cupy_module, misplaced, method, subpixel):
         positions.append(engine.positions[1])
     assert not np.array_equal(positions[0], np.asarray(chunk.positions))
     np.testing.assert_allclose(positions[1], positions[0], rtol=0, atol=1e-6 * pixel[0])
+
+
+def test_the_result_holds_the_refined_positions_and_their_picture(tmp_path):
+    from _helpers import job_recipe
+
+    from ptyscan.app.runner import run_recipe
+    from ptyscan.io import read_ptyr
+
+    scan, true, pixel = misplaced_moonflower(24, error_px=1.5)
+    pr = {"method": "gradient", "amplitude": float(pixel[0]), "max_shift": 4 * float(pixel[0])}
+    engines = [
+        {"name": "DM", "numiter": 20},
+        {"name": "ML", "numiter": 20, "position_refinement": pr},
+    ]
+    r = job_recipe(
+        tmp_path,
+        engines=engines,
+        scan={"seed": 1, "density": 0.25, "positions_theory": scan.positions.tolist()},
+        run={"plot": True},
+    )
+    res = read_ptyr(run_recipe(r).result)
+    np.testing.assert_array_equal(res.positions_initial, scan.positions)
+    moved = np.linalg.norm(res.positions_final - res.positions_initial, axis=1) / pixel[0]
+    assert moved.max() > 0.2 and moved.max() <= 4 + 1e-6
+    assert np.all(np.isfinite(res.history["position_shift_px"][-20:]))
+    assert (tmp_path / "out" / "job_positions.png").exists()
