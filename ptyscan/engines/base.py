@@ -186,7 +186,9 @@ class Engine(abc.ABC):
 
         Returns one dict per iteration: ``engine``, ``iteration`` (0-based, this
         engine), ``fourier``, ``photons``, ``exit`` (ptypy's error triple, means over
-        all frames of all ranks), ``seconds`` and engine-specific extras.
+        all frames of all ranks), ``seconds``, ``position_shift_px`` (with
+        ``position_refinement``: RMS distance of all views from their initial
+        positions, sample pixels) and engine-specific extras.
         """
         n = max(0, self.params.numiter - self.curiter) if n is None else int(n)
         st = self._require_state()
