@@ -13,11 +13,12 @@ Methods (``position_refinement.method``):
 'annealing'
     Maiden et al., Ultramicroscopy 120, 64 (2012), as ptypy's ``AnnealingRefine``:
     ``nshifts`` trial moves per view, trial ``t`` in quadrant ``((-1)^t, (-1)^(t//2))``
-    with each axis uniform in ``[lo, amplitude]`` metres; the view takes the trial with
-    the lowest error if it beats its current error. ``lo`` is one sample pixel with
-    ``subpixel: none`` (as ptypy; refinement waits while the amplitude is below a
-    pixel) and 0 with ``subpixel: linear`` (fractional moves). The trials come from
-    ``(seed, iteration, frame index)``: the same on any number of ranks.
+    with each axis uniform in ``[0, amplitude]`` metres (ptypy: ``[1 pixel, amplitude]``,
+    which never moves a view along one axis only); the view takes the allowed trial
+    with the lowest error if it beats its current error (trials past ``max_shift`` or
+    the object's edge are not taken). With ``subpixel: none`` views move by whole
+    pixels and refinement waits while the amplitude is below half a pixel. The trials
+    come from ``(seed, iteration, frame index)``: the same on any number of ranks.
     Error of a view (``metric``): 'fourier' ``Σ mask (|F| - sqrt(I))² / Σ mask``,
     'photon' ``Σ mask (|F|² - I)² / (I + 1) / pixels``, ``|F|²`` summed over modes.
 'gradient'
@@ -27,7 +28,7 @@ Methods (``position_refinement.method``):
     object's central-difference gradient, each view moves by ``step · (JᴴJ)⁻¹ Re Jᴴr``
     (a real 2×2 solve), its length capped at the (decayed) amplitude. Positions keep
     the fraction, so with ``subpixel: none`` small steps add up until the rounded view
-    moves.
+    moves. A step past ``max_shift`` is pulled back onto that circle.
 
 The positions live in the view sets (``positions_m`` metres; ``pos_px``/``frac``
 their pixels, :func:`~.views.view_pixels`), so every later iteration and engine uses
@@ -117,9 +118,12 @@ def _view_errors(state, offsets, data, mask, metric):
     model = ops.mode_sum(ops.abs2(xp, state.operator.forward(state.object, state.probe, offsets)))
     if metric == "photon":
         dev = model - data
-        return state.backend.to_host(
-            xp.sum(mask * dev * dev / (data + 1), axis=(-2, -1), dtype=np.float64)
-        ) / (state.npix)
+        return (
+            state.backend.to_host(
+                xp.sum(mask * dev * dev / (data + 1), axis=(-2, -1), dtype=np.float64)
+            )
+            / state.npix
+        )
     dev = xp.sqrt(model) - xp.sqrt(data)
     total = xp.sum(mask * dev * dev, axis=(-2, -1), dtype=np.float64)
     count = xp.sum(xp.broadcast_to(mask, dev.shape), axis=(-2, -1), dtype=np.float64)
