@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, ValidationInfo
@@ -88,11 +88,11 @@ def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
         field = current.model_fields.get(key) if isinstance(key, str) else None
         if field is None:
             return None
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            current = ann
-        else:
+        members = get_args(field.annotation) or (field.annotation,)  # X | None
+        models = [a for a in members if isinstance(a, type) and issubclass(a, BaseModel)]
+        if len(models) != 1:
             return None
+        current = models[0]
     return current
 
 

@@ -199,6 +199,7 @@ class _Run:
             history=self.history,
             indices=np.concatenate(self.indices),
             positions=np.concatenate(self.positions),
+            refined=engine.positions,  # collective: refined positions from every rank
             meta=self.scan.current_meta(),
             recipe_yaml=self.recipe.to_yaml(),
             status=status,

@@ -15,6 +15,7 @@ from ..parallel import SerialComm, local_rank, thread_count
 from ..params import ParamsModel, validate_params
 from . import ops
 from .params import EngineParams
+from .posref import amplitude_at, refine_positions, rms_shift_px
 from .residency import choose_residency
 from .state import ReconstructionState
 
@@ -127,6 +128,19 @@ class Engine(abc.ABC):
         return st.probe_host
 
     @property
+    def positions(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(indices, positions_m)`` of every frame of every rank, by frame index: (N,)
+        int64 and (N, 2) float64 metres (y, x), refined where ``position_refinement``
+        moved them; collective."""
+        st = self._require_state()
+        mine = [(vs.indices, vs.positions_m) for vs in st.viewsets]
+        pairs = [pair for rank in self.comm.allgather(mine) for pair in rank]
+        indices = np.concatenate([i for i, _ in pairs]).astype(np.int64)
+        pos = np.concatenate([p for _, p in pairs]).reshape(-1, 2)
+        order = np.argsort(indices, kind="stable")
+        return indices[order], pos[order]
+
+    @property
     def finished(self) -> bool:
         """True once ``numiter`` iterations are done."""
         return self.curiter >= self.params.numiter
@@ -175,7 +189,9 @@ class Engine(abc.ABC):
 
         Returns one dict per iteration: ``engine``, ``iteration`` (0-based, this
         engine), ``fourier``, ``photons``, ``exit`` (ptypy's error triple, means over
-        all frames of all ranks), ``seconds`` and engine-specific extras.
+        all frames of all ranks), ``seconds``, ``position_shift_px`` (with
+        ``position_refinement``: RMS distance of all views from their initial
+        positions, sample pixels) and engine-specific extras.
         """
         n = max(0, self.params.numiter - self.curiter) if n is None else int(n)
         st = self._require_state()
@@ -188,6 +204,8 @@ class Engine(abc.ABC):
                 self._seen_version = st.version
             errors = self._iterate_once()
             record = {"engine": self.params.name, "iteration": self.curiter, **errors}
+            if self.params.position_refinement is not None:
+                record["position_shift_px"] = self._refine_positions()
             record["seconds"] = time.perf_counter() - start
             self.curiter += 1
             self._history.append(record)
@@ -213,6 +231,17 @@ class Engine(abc.ABC):
                 f"{type(self).__name__}: no frames yet; call add_views(chunk) first"
             )
         return self._state
+
+    def _refine_positions(self) -> float:
+        """Refine this rank's positions after iteration ``curiter`` when due (module
+        :mod:`.posref`); returns the RMS shift from the initial positions (pixels)."""
+        pr, st = self.params.position_refinement, self._state
+        amplitude = amplitude_at(pr, self.curiter, self.params.numiter)
+        if amplitude is not None:
+            refine_positions(
+                st, pr, iteration=self.curiter, amplitude_m=amplitude, block_size=self.block_size
+            )
+        return rms_shift_px(st)
 
     def _on_new_views(self):  # noqa: B027 (an optional hook, deliberately empty)
         """Called before an iteration when views were added since the last one."""

@@ -16,7 +16,7 @@ from pydantic import BeforeValidator, Field, field_validator
 from ..params import InputPath, ParamsModel
 from .ptypy_keys import ptypy_only_keys
 
-__all__ = ["DMParams", "EngineParams", "MLParams"]
+__all__ = ["DMParams", "EngineParams", "MLParams", "PositionRefinementParams"]
 
 
 def _optional_array(value):
@@ -27,6 +27,64 @@ def _optional_array(value):
     if arr.ndim not in (2, 3) or not np.issubdtype(arr.dtype, np.number):
         raise ValueError(f"must be a numeric (sy, sx) or (K, sy, sx) array, got shape {arr.shape}")
     return arr.astype(np.complex128)
+
+
+def _position_refinement(value):
+    """ptypy's switch: False/None off, True the defaults, a dict (or model) the keys."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return {}
+    return value
+
+
+class PositionRefinementParams(ParamsModel):
+    """ptypy's ``position_refinement`` block (names and defaults of ptypy 0.9), plus
+    ``method: gradient`` and its ``step``; see :mod:`ptyscan.engines.posref`."""
+
+    method: Annotated[
+        Literal["annealing", "gradient"],
+        BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
+    ] = "annealing"
+    """'annealing' (ptypy's 'Annealing', Maiden et al. 2012): try ``nshifts`` random moves
+    per view, keep the best if it lowers the view's error. 'gradient': a Gauss-Newton step
+    of each view's shift on the amplitude ('fourier') error through the object's spatial
+    gradient."""
+    start: int | None = Field(None, ge=0)
+    """First iteration (of this engine) that refines; None: 0."""
+    stop: int | None = Field(None, ge=0)
+    """Iteration (of this engine) at which refinement stops (not included); None: ``numiter``."""
+    interval: int = Field(1, ge=1)
+    """Refine every ``interval`` iterations."""
+    nshifts: int = Field(4, ge=1)
+    """Annealing: random moves tried per view and refinement (one per quadrant in turn)."""
+    amplitude: float = Field(1e-6, gt=0)
+    """Metres. Annealing: largest move per axis of a trial; gradient: largest step
+    length per refinement."""
+    amplitude_decay: bool = True
+    """Scale ``amplitude`` by (stop - iteration) / (stop - start) at each refinement."""
+    max_shift: float = Field(2e-6, gt=0)
+    """Metres: largest distance of a view from its initial position."""
+    metric: Literal["fourier", "photon"] = "fourier"
+    """Annealing's error of a view: 'fourier' (masked mean (|F| - sqrt(I))²) or 'photon'
+    (Σ mask (|F|² - I)² / (I + 1) / pixels). The gradient method uses 'fourier'."""
+    record: bool = False
+    """Accepted for ptypy recipes; refined positions are always kept (positions/final)."""
+    step: float = Field(0.5, gt=0, le=1)
+    """Gradient: fraction of the Gauss-Newton shift applied per refinement."""
+    seed: int = 0
+    """Seed of the annealing trials (drawn from (seed, iteration, frame index), so runs
+    repeat on any number of ranks)."""
+
+    @field_validator("metric")
+    @classmethod
+    def _gradient_metric(cls, value, info):
+        if value == "photon" and info.data.get("method") == "gradient":
+            raise ValueError(
+                "the gradient method refines on the 'fourier' metric; use "
+                "method 'annealing' for 'photon'"
+            )
+        return value
 
 
 class EngineParams(ParamsModel):
@@ -93,6 +151,14 @@ class EngineParams(ParamsModel):
     adjoints scatter with the same weights). At integer positions both give the same.
     The engine that starts a reconstruction sets it; engines continuing from its state
     follow (giving another value is an error)."""
+
+    position_refinement: Annotated[
+        PositionRefinementParams | None, BeforeValidator(_position_refinement)
+    ] = None
+    """Refine the scan positions (:mod:`~ptyscan.engines.posref`): None or False off, True
+    ptypy's defaults, or a block of :class:`PositionRefinementParams` keys. The refined
+    positions stay in the state for later iterations and engines and are written as
+    ``positions/final``."""
 
     @field_validator("probe", mode="before")
     @classmethod

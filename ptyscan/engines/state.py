@@ -24,6 +24,7 @@ and its adjoints from ``state.operator`` (:class:`~.operator.Operator`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import numpy as np
@@ -330,6 +331,7 @@ class ReconstructionState:
             power=power,
             host_arrays=frozenset(host),
             full_mask=full,
+            positions_m=np.array(chunk.positions, np.float64).reshape(-1, 2),
         )
 
     def _host_order(self, frames):
@@ -423,19 +425,8 @@ class ReconstructionState:
         new.probe = None if self.probe is None else self.probe.copy()
         new.origin_px = None if self.origin_px is None else self.origin_px.copy()
         new._streamer = None
-        new.viewsets = [
-            ViewSet(
-                indices=vs.indices,
-                pos_px=vs.pos_px,
-                frac=vs.frac,
-                data=vs.data,
-                mask=vs.mask,
-                power=vs.power,
-                exit=self._copy_exit(vs),
-                host_arrays=vs.host_arrays,
-                full_mask=vs.full_mask,
-            )
-            for vs in self.viewsets
+        new.viewsets = [  # positions are replaced, never changed in place: shared
+            dataclasses.replace(vs, exit=self._copy_exit(vs), cache={}) for vs in self.viewsets
         ]
         return new
 

@@ -68,6 +68,11 @@ class ViewSet:
         others are device arrays.
     full_mask : bool
         Every pixel of every frame is valid.
+    positions_m : (n, 2) float64 host or None
+        Current positions in metres (y, x): the scan's, or refined
+        (:mod:`.posref`); ``pos_px``/``frac`` are their pixels.
+    initial_m : (n, 2) float64 host or None
+        The scan's positions (a copy of ``positions_m`` at creation).
     cache : dict
         Engine-private values derived from this view set (not copied by ``copy``);
         per-view device arrays only for a view set that is not streamed.
@@ -83,6 +88,12 @@ class ViewSet:
     host_arrays: frozenset = frozenset()
     full_mask: bool = True
     cache: dict = field(default_factory=dict)
+    positions_m: Any = None
+    initial_m: Any = None
+
+    def __post_init__(self):
+        if self.positions_m is not None and self.initial_m is None:
+            self.initial_m = np.array(self.positions_m, np.float64).reshape(-1, 2)
 
     def __len__(self):
         return len(self.indices)

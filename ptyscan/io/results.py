@@ -74,6 +74,20 @@ def _versions() -> dict:
     }
 
 
+def _final_positions(indices, positions, refined):
+    """(N, 2) float64 ``positions`` of frames ``indices``, with the refined ones where
+    ``refined`` (sorted indices, positions) has them."""
+    final = np.array(positions, np.float64).reshape(-1, 2)
+    if refined is None or len(refined[0]) == 0:
+        return final
+    known, moved = np.asarray(refined[0]), np.asarray(refined[1], np.float64)
+    indices = np.asarray(indices, np.int64)
+    where = np.minimum(np.searchsorted(known, indices), len(known) - 1)
+    hit = known[where] == indices
+    final[hit] = moved[where[hit]]
+    return final
+
+
 def _history_arrays(history: list[dict]) -> dict:
     keys = []
     for record in history:
@@ -143,10 +157,13 @@ def make_result(
     status,
     ranks,
     devices=None,
+    refined=None,
 ):
     """Build a :class:`Result` from a running engine (collective-free: host arrays only).
 
     ``devices``: the CUDA device of each rank (stored on CuPy as the ``devices`` attribute).
+    ``refined``: ``(indices, positions_m)`` the engine holds now (``engine.positions``,
+    sorted by index): ``positions/final`` of those frames; others keep ``positions``.
     """
     st = engine.state
     meta_dict = dataclasses.asdict(meta)
@@ -168,7 +185,7 @@ def make_result(
         object_origin_px=np.asarray(st.origin_px, np.int64),
         indices=np.asarray(indices, np.int64),
         positions_initial=np.asarray(positions, np.float64),
-        positions_final=np.asarray(positions, np.float64),
+        positions_final=_final_positions(indices, positions, refined),
         history=_history_arrays(history),
         engines=engines_progress,
         meta=meta_dict,

@@ -77,3 +77,30 @@ def object_error(scan, state, obj=None, *, fraction=0.1):
     o, t = flat[region], truth[region]
     scale = np.vdot(o, t) / np.vdot(o, o)
     return float(np.sum(np.abs(scale * o - t) ** 2) / np.sum(np.abs(t) ** 2))
+
+
+def misplaced_moonflower(num_frames=50, shape=32, *, error_px=1.5, comm=None, seed=3):
+    """A noise-free MoonFlower scan whose positions (``positions_theory``) are off by a
+    known Gaussian error of ``error_px`` RMS sample pixels (its data are at the true ones).
+    Returns ``(scan, true_positions_m, sample_pixel_m)``."""
+    exact = moonflower(num_frames, shape, density=0.25)
+    true = np.asarray(exact.positions, np.float64)
+    pixel = exact.sample_pixel_m
+    error = np.random.default_rng(seed).normal(0, error_px / np.sqrt(2), true.shape) * pixel
+    scan = MoonFlowerScan(
+        num_frames=num_frames,
+        shape=shape,
+        density=0.25,
+        seed=1,
+        positions_theory=true + error,
+        comm=comm if comm is not None else SerialComm(),
+    )
+    scan.initialize()
+    return scan, true, pixel
+
+
+def position_error_px(engine, true_m, pixel_m):
+    """RMS distance (sample pixels) of the engine's positions from ``true_m``."""
+    indices, positions = engine.positions
+    d = (positions - true_m[indices]) / pixel_m
+    return float(np.sqrt(np.mean(np.sum(d * d, axis=1))))

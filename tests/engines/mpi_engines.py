@@ -4,14 +4,15 @@ Each rank reconstructs the same noise-free MoonFlower scan twice: alone
 (SerialComm, all frames) and together with the other rank (each holding its own
 frames, object and probe updates summed over ranks). Both must agree to rounding.
 The first chunk has a single frame, so rank 0 starts with no frame at all.
-RAAR and ePIE (whose ranks run the serial algorithm together) are checked the same way.
+RAAR and ePIE (whose ranks run the serial algorithm together) are checked the same way,
+and position refinement (each rank moves its own views).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from _engine_helpers import model_probe, moonflower
+from _engine_helpers import misplaced_moonflower, model_probe, moonflower
 
 from ptyscan.engines import DM, EPIE, ML, RAAR
 from ptyscan.parallel import SerialComm, get_comm
@@ -91,4 +92,39 @@ def test_raar_and_epie_on_one_and_two_ranks(cls, kw):
         for key in ("fourier", "photons", "exit"):
             assert b[key] == pytest.approx(a[key], rel=1e-8, abs=1e-12)
     gathered = comm.allgather(obj2)
+    np.testing.assert_array_equal(gathered[0], gathered[1])
+
+
+@pytest.mark.parametrize("subpixel", ["none", "linear"])
+def test_position_refinement_on_one_and_two_ranks(subpixel):
+    comm = get_comm()
+    results = []
+    for c in (SerialComm(), comm):
+        scan, _, pixel = misplaced_moonflower(60, comm=c)
+        step = {"amplitude": 2 * pixel[0], "max_shift": 4 * pixel[0]}
+        dm = DM(
+            backend="numpy",
+            comm=c,
+            probe=model_probe(32),
+            precision="double",
+            subpixel=subpixel,
+            numiter=8,
+            position_refinement=step,
+        )
+        for size in CHUNKS[:2]:
+            dm.add_views(scan.auto(size))
+        hist = dm.iterate(3)
+        dm.add_views(scan.auto(CHUNKS[2]))
+        hist += dm.iterate(5)
+        ml = ML(state=dm.state, numiter=5, position_refinement={**step, "method": "gradient"})
+        hist += ml.iterate()
+        results.append((ml.object, ml.positions, hist))
+    (obj1, (idx1, pos1), hist1), (obj2, (idx2, pos2), hist2) = results
+    np.testing.assert_array_equal(idx2, idx1)
+    assert not np.array_equal(pos1, scan.positions)  # refinement moved views
+    np.testing.assert_allclose(pos2, pos1, rtol=0, atol=1e-9 * pixel[0])
+    assert relative(obj2, obj1) < 1e-9
+    for a, b in zip(hist1, hist2, strict=True):
+        assert b["position_shift_px"] == pytest.approx(a["position_shift_px"], rel=1e-9)
+    gathered = comm.allgather(pos2)
     np.testing.assert_array_equal(gathered[0], gathered[1])
