@@ -25,7 +25,6 @@ __all__ = ["PTYPY_ONLY", "ptypy_only_keys"]
 _SHARED = {
     "probe_fourier_support": None,
     "record_local_error": False,
-    "position_refinement": False,
 }
 PTYPY_ONLY = {
     "DM": {
