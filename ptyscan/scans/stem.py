@@ -32,6 +32,7 @@ from ..errors import ScanError
 from ..geometry import electron_wavelength_m, photon_energy_kev, stem_calibration
 from ..io.results import read_ptyr
 from ..preprocess import electron as steps
+from ..preprocess.dpc import axes_advice, com_rotation_fit, frame_centers_of_mass
 from ..preprocess.electron_stats import (
     ScanStats,
     bright_field_radius_px,
@@ -263,7 +264,7 @@ class StemScan(ClosesAtEnd, PtyScan):
         raw_sum = np.zeros(first.shape[1:], np.float64)
         cropped = steps.apply_steps(crop, first, first, None)[0].shape[1:]
         block = max(1, PASS_BYTES // max(first.nbytes, 1))
-        weights = None
+        weights, com = None, np.zeros((n, 2))
         if self.source_sigma_px:
             if self.layout.grid is None:
                 raise ScanError(
@@ -274,15 +275,19 @@ class StemScan(ClosesAtEnd, PtyScan):
         for start in range(0, len(mine), block):
             part = mine[start : start + block]
             frames = self._prepared(part, geometry)
+            com[part] = frame_centers_of_mass(frames)
             raw_sum += frames.sum(axis=0, dtype=np.float64)
             frames, _, _ = steps.apply_steps(crop, frames, frames, None)  # no weights needed
             stats.add(frames, None if weights is None else weights[part])
         minimum, count, sums = stats.arrays(cropped)
         if everywhere:
             self.comm.Allreduce(minimum, op="min")
-            for arr in (count, sums, raw_sum):
+            for arr in (count, sums, raw_sum, com):
                 self.comm.Allreduce(arr)
         stats = ScanStats.from_arrays(minimum, count, sums, mode=neg.mode, value=neg.value)
+        if self.layout.grid is not None and int(np.prod(self.layout.grid)) == n:
+            message, worrying = axes_advice(com_rotation_fit(com, self.layout.grid), p.meas_flipT)
+            (log.warning if worrying else log.info)("StemScan: %s", message)
         return stats, raw_sum / max(n, 1)
 
     def _linear_steps(self, numbers, *, source_blur=False):

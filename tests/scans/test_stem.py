@@ -563,3 +563,51 @@ def test_engines_start_from_the_scans_electron_probe():
     assert not np.allclose(aperture, given, atol=1e-3 * np.abs(given).max())
     moonflower = get_scan("QuickScan")(num_frames=4)
     assert next(c for c in drain(moonflower, 4)).probe is None
+
+
+@pytest.mark.parametrize(
+    ("flipT", "rotated", "warned"),
+    [(None, False, False), ([0, 0, 1], False, True), ([1, 0, 0], False, True), (None, True, True)],
+    ids=["aligned", "transposed", "flipped", "rotated"],
+)
+def test_com_fit_finds_a_transposed_or_rotated_detector(tmp_path, caplog, flipT, rotated, warned):
+    """The centre-of-mass field of a phase object is curl-free only with the right detector
+    axes: a transposed detector is named with the meas_flipT that fixes it (issue 12: a
+    transposed detector gave 0.52 with no warning)."""
+    from ptyscan.preprocess.dpc import axes_advice, com_rotation_fit
+
+    path = tmp_path / "scan.raw"
+    simulate_stem_raw(
+        path, n_slow=12, n_fast=12, dx_angstrom=DX, step_angstrom=0.6, phase_rad=0.5, seed=2
+    )
+    scan = StemScan(
+        meas_params={"path": str(path)},
+        pos_N_scan_slow=12,
+        pos_N_scan_fast=12,
+        meas_Npix=128,
+        meas_calibration={"mode": "dx", "value": DX},
+        pos_scan_rand_std=0,
+        pos_scan_step_size=0.6,
+        meas_flipT=flipT,
+    )
+    with caplog.at_level(logging.INFO, logger="ptyscan.scans.stem"):
+        scan.initialize()
+    lines = [r for r in caplog.records if "centre-of-mass" in r.getMessage()]
+    assert len(lines) == 1
+    assert (lines[0].levelno == logging.WARNING) == (warned and not rotated)
+    if flipT:
+        assert "the detector looks mirrored; try meas_flipT: [0, 0, 0]" in lines[0].getMessage()
+    if rotated:  # the same field turned by 30 degrees: the fit gives it back
+        from ptyscan.preprocess.dpc import frame_centers_of_mass
+
+        frames = np.stack(
+            [np.fromfile(path, "<f4").reshape(-1, 130, 128)[i, :128] for i in range(144)]
+        )
+        com = frame_centers_of_mass(frames)
+        com -= com.mean(axis=0)
+        c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+        turned = np.stack([c * com[:, 0] + s * com[:, 1], -s * com[:, 0] + c * com[:, 1]], 1)
+        fit = com_rotation_fit(turned, (12, 12))
+        assert not fit["transpose"] and abs(abs(fit["rotation_deg"]) - 30) < 2
+        message, worrying = axes_advice(fit, None)
+        assert worrying and "differ by a rotation" in message
