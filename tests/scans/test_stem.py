@@ -149,6 +149,8 @@ def test_files_and_layouts_give_the_same_frames(tmp_path):
     savemat(tmp_path / "a.mat", {"cbed": arr})
     with h5py.File(tmp_path / "v73.mat", "w") as f:  # MATLAB v7.3: HDF5, column-major
         f["cbed"] = arr.T
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "a.tif", flat)  # an (N, ky, kx) stack, memory-mapped
     common = {"meas_calibration": {"mode": "dx", "value": 0.3}, "seed": 1}
     sources = [
         {"meas_source": "custom", "meas_params": arr},
@@ -160,6 +162,11 @@ def test_files_and_layouts_give_the_same_frames(tmp_path):
         },
         {"meas_params": {"path": str(tmp_path / "a.mat"), "key": "cbed"}},
         {"meas_params": {"path": str(tmp_path / "v73.mat"), "key": "cbed"}},
+        {
+            "meas_params": {"path": str(tmp_path / "a.tif")},
+            "pos_N_scan_slow": 4,
+            "pos_N_scan_fast": 5,
+        },
     ]
     results = []
     for kw in sources:
