@@ -285,8 +285,9 @@ class StemScan(ClosesAtEnd, PtyScan):
             for arr in (count, sums, raw_sum, com):
                 self.comm.Allreduce(arr)
         stats = ScanStats.from_arrays(minimum, count, sums, mode=neg.mode, value=neg.value)
-        if self.layout.grid is not None and int(np.prod(self.layout.grid)) == n:
-            message, worrying = axes_advice(com_rotation_fit(com, self.layout.grid), p.meas_flipT)
+        grid = self.layout.grid  # a curl needs a raster of at least 3 × 3 points
+        if grid is not None and int(np.prod(grid)) == n and min(grid) >= 3:
+            message, worrying = axes_advice(com_rotation_fit(com, grid), p.meas_flipT)
             (log.warning if worrying else log.info)("StemScan: %s", message)
         return stats, raw_sum / max(n, 1)
 
