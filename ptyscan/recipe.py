@@ -55,8 +55,9 @@ class RunParams(ParamsModel):
     """Frames that must have arrived before the first engine starts iterating (streaming)."""
     numiter_contiguous: int = Field(1, ge=1)
     """Iterations the first engine runs between two polls of the scan while frames stream in."""
-    checkpoint_every: int = Field(0, ge=0)
-    """Write a checkpoint .ptyr every this many iterations (0: never); see ``ptyscan run --resume``."""
+    checkpoint_every: int = Field(50, ge=0)
+    """Write a checkpoint .ptyr every this many iterations after the last frame (0: never;
+    a stopped run writes one anyway); see ``ptyscan run --resume``. Removed after success."""
     plot: bool = True
     """Save PNG pictures (object, probe, errors) next to the result (needs matplotlib)."""
     result_formats: tuple[str, ...] = ("ptyr",)

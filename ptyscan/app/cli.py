@@ -17,7 +17,14 @@ import sys
 import textwrap
 
 from .._version import __version__
-from ..errors import ParameterError, PeerError, PtyScanError, RecipeError, closest_name
+from ..errors import (
+    ParameterError,
+    PeerError,
+    PtyScanError,
+    RecipeError,
+    RunInterruptedError,
+    closest_name,
+)
 from ..registry import ENGINES, RESULT_FORMATS, SCANS
 
 __all__ = ["build_parser", "main"]
@@ -67,13 +74,20 @@ def _cmd_run(args, comm):
     recipe = _recipe(args)
     summary = run_recipe(recipe, comm=comm, resume=args.resume)
     if comm.rank == 0:
+        streamed = summary.streaming_iterations
         errors = ", ".join(
             f"{k} {summary.last_errors[k]:.4g}"
             for k in ("fourier", "photons", "exit")
             if summary.last_errors.get(k)  # ML has no exit waves: no exit error
         )
         print(
-            f"reconstructed {summary.frames} frames, {summary.iterations} iterations in "
+            f"reconstructed {summary.frames} frames, {summary.iterations} iterations"
+            + (
+                f" ({streamed} while frames streamed in, {summary.after_last_frame} after the last)"
+                if streamed
+                else ""
+            )
+            + " in "
             f"{summary.seconds:.1f} s on {summary.ranks} rank(s) -> {summary.result}"
             + (f" (last errors: {errors})" if errors else "")
         )
@@ -264,6 +278,10 @@ def main(argv=None) -> int:
         except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
+        except RunInterruptedError as exc:  # Ctrl-C / SIGTERM: results written, one line, 130
+            if comm.rank == 0:
+                sys.stderr.write(f"{exc}\n")
+            return exc.exit_code
         except PtyScanError as exc:
             if args.debug:
                 raise

@@ -7,9 +7,11 @@ import logging
 import os
 from pathlib import Path
 
+from ..errors import OutputError
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["atomic_path", "keep_previous"]
+__all__ = ["atomic_path", "check_writable", "keep_previous"]
 
 
 @contextlib.contextmanager
@@ -49,3 +51,24 @@ def keep_previous(path) -> Path | None:
     logger.warning("%s exists; renamed to %s", path, old.name)
     os.replace(path, old)
     return old
+
+
+def check_writable(folder, *, key) -> None:
+    """Create ``folder`` if needed and check a file can be written in it.
+
+    Raises :class:`~ptyscan.errors.OutputError` naming the recipe ``key``, the path
+    and the reason, so a run finds out before any work, not after it.
+    """
+    folder = Path(folder or ".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".ptyscan-write-test-{os.getpid()}"
+        with open(probe, "wb") as f:
+            f.write(b"x")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OutputError(
+            f"{key}: cannot write in {str(folder)!r} ({reason}); expected a folder that can be "
+            "created and written; choose another one, e.g. --set run.output_dir=out"
+        ) from None
