@@ -91,6 +91,10 @@ def _cmd_run(args, comm):
             f"{summary.seconds:.1f} s on {summary.ranks} rank(s) -> {summary.result}"
             + (f" (last errors: {errors})" if errors else "")
         )
+        if summary.latency is not None:
+            from .live import latency_line
+
+            print(latency_line(summary.latency))
     return 0
 
 
@@ -123,12 +127,28 @@ def _cmd_simulate(args, comm):
     from .simulate import simulate_recipe
 
     recipe = _recipe(args)
+    if args.live is not None:
+        return _simulate_live(args, recipe, comm)
     out = simulate_recipe(recipe, comm=comm)
     if comm.rank == 0:
         print(
             f"simulated {out['frames']} frames in {out['chunks']} chunks, {out['seconds']:.2f} s, "
             f"{out['ranks']} rank(s) -> {out['dfile']} (truth: {out['truth']})"
         )
+    return 0
+
+
+def _simulate_live(args, recipe, comm):
+    from .live_writer import simulate_live
+
+    if comm.size > 1:
+        raise ParameterError("simulate --live: runs on one process; start it without mpiexec")
+    path = args.to or os.path.join(recipe.run.output_dir, f"{recipe.stem}.live.h5")
+    out = simulate_live(recipe, rate_hz=args.live, path=path, stall_after=args.stall_after)
+    print(
+        f"wrote {out['frames']} frames live in {out['seconds']:.2f} s "
+        f"({out['rate_hz']:.0f} frames/s) -> {out['path']}"
+    )
     return 0
 
 
@@ -222,6 +242,22 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate", help="simulate a scan from a recipe: a .ptyd file and a truth file"
     )
     _add_recipe_arguments(p, "scan.shape=64")
+    p.add_argument(
+        "--live",
+        type=float,
+        metavar="RATE_HZ",
+        help="write the frames one by one into an HDF5 SWMR file at RATE_HZ frames/s "
+        "(an acquisition that `ptyscan run` on a live recipe follows)",
+    )
+    p.add_argument(
+        "--to", metavar="FILE", help="--live: the HDF5 file (default <output_dir>/<name>.live.h5)"
+    )
+    p.add_argument(
+        "--stall-after",
+        type=int,
+        metavar="N",
+        help="--live: stop writing after N frames and hang (a stalled detector, for drills)",
+    )
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("run", help="prepare a scan and reconstruct it with the recipe's engines")

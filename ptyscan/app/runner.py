@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -12,12 +13,13 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..errors import PtyScanError, RecipeError, RunInterruptedError
 from ..io.atomic import check_writable, keep_previous
-from ..io.plots import save_plots
+from ..io.plots import save_plots, save_preview
 from ..io.results import make_result, read_ptyr, write_ptyr
 from ..io.sinks import result_sinks
 from ..parallel import get_comm
 from ..plausibility import check_object_memory
 from ..scan_support import collective
+from .live import LatencyClock, PreviewTimer
 from .stopping import StopRequest
 from .streaming import iterate_chunks, stream_to_end
 
@@ -85,6 +87,9 @@ class RunSummary:
     last_errors: dict
     streaming_iterations: int = 0
     """Of ``iterations``, those made while frames streamed in (before the last frame)."""
+    latency: dict | None = None
+    """Per-frame latency (write to first use) on rank 0 of a live run: ``p50``, ``p95``,
+    ``max`` (s), ``indices``, ``seconds``; None when the scan gives no write times."""
 
     @property
     def after_last_frame(self) -> int:
@@ -112,6 +117,9 @@ class _Run:
         self.history: list[dict] = []
         self.want_bar = recipe.run.progress and comm.rank == 0
         self.bar = None
+        self.latency = LatencyClock()
+        self.preview = PreviewTimer(recipe.run.preview_every, comm)
+        self.previewed = False  # a preview of this run is at result_path
 
     @property
     def frames(self) -> int:
@@ -130,6 +138,7 @@ class _Run:
             if not self.indices:  # before the engine sizes its object
                 collective(self.comm, self.check_memory)
             engine.add_views(chunk)
+            self.latency.added(chunk.all_indices)
             self.indices.append(chunk.all_indices)
             self.positions.append(chunk.all_positions)
             self.iterate_while_streaming()
@@ -208,6 +217,7 @@ class _Run:
         return self.stop.requested()
 
     def _record(self, record):
+        self.latency.iteration_done()
         self.history.append(record)
         if self.want_bar and self.bar is None:  # opened once there is progress
             from tqdm import tqdm
@@ -224,6 +234,16 @@ class _Run:
             if record.get("exit"):  # engines without exit waves (ML) report none
                 shown["exit"] = f"{record['exit']:.3g}"
             self.bar.set_postfix(shown, refresh=False)
+        if self.preview.due():
+            self.write_preview()
+
+    def write_preview(self):
+        """The result so far at ``result_path`` (status ``preview``) and its pictures."""
+        result = self.write(status="preview")
+        if self.comm.rank == 0:
+            if self.recipe.run.plot:
+                save_preview(result, self.recipe.result_path)
+            log.info("preview: %d frames, %d iterations", self.frames, len(self.history))
 
     @property
     def total_iterations(self) -> int:
@@ -250,15 +270,23 @@ class _Run:
             ranks=self.comm.size,
             devices=self.devices,
         )
+        if status != "checkpoint":
+            result = dataclasses.replace(result, latency=self.latency.result(self.scan, self.comm))
         if self.comm.rank == 0:
             if status == "checkpoint":
                 write_ptyr(self.recipe.checkpoint_path, result)
+            elif status == "preview":
+                if not self.previewed:
+                    keep_previous(self.recipe.result_path)
+                write_ptyr(self.recipe.result_path, result)  # atomic: never half-written
             else:
                 for sink, path in result_sinks(
                     self.recipe.run.result_formats, self.recipe.result_path
                 ):
-                    keep_previous(path)  # as the .ptyd: one earlier result is kept
+                    if not (self.previewed and _same(path, self.recipe.result_path)):
+                        keep_previous(path)  # as the .ptyd: one earlier result is kept
                     sink.write(path, result)
+        self.previewed = self.previewed or status == "preview"
         return result
 
 
@@ -342,6 +370,7 @@ def run_recipe(recipe, *, comm=None, resume=False) -> RunSummary:
         comm.size,
         last,
         streaming_iterations=job.streamed,
+        latency=result.latency,
     )
 
 
@@ -378,3 +407,7 @@ def _finish_interrupted(job, recipe, comm):
         f"{recipe.result_path} (status interrupted) and {recipe.checkpoint_path}; "
         f"continue with: {again}"
     )
+
+
+def _same(a, b) -> bool:
+    return os.path.normpath(os.fspath(a)) == os.path.normpath(os.fspath(b))
