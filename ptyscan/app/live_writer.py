@@ -10,6 +10,8 @@ Layout (read by ``Hdf5Loader`` with ``live: true``, see ``recipes/live_moonflowe
 
 Each frame is appended and flushed first, then its write time, then its positions: a
 reader counts a frame once its positions exist, so it never reads a frame half-written.
+Frames follow a fixed schedule (frame i at i / rate); when several are due at once (a
+high rate) they are written together, as a detector writes bursts.
 The datasets' ``maxshape`` is N, so the reader knows when the scan is complete. The file
 appears under its name only once it is in SWMR mode (written beside it, then renamed).
 """
@@ -50,10 +52,19 @@ def _create(f, n, shape):
     return data, *others
 
 
-def _append(dset, i, value):
-    dset.resize(i + 1, axis=0)
-    dset[i] = value
+def _append(dset, first, values):
+    dset.resize(first + len(values), axis=0)
+    dset[first:] = values
     dset.flush()
+
+
+def _append_frames(dsets, first, frames, positions):
+    """Frames, then their write time, then their positions, each flushed."""
+    data, written, ys, xs = dsets
+    _append(data, first, frames)
+    _append(written, first, np.full(len(frames), time.time()))
+    _append(ys, first, positions[:, 0])
+    _append(xs, first, positions[:, 1])
 
 
 def simulate_live(recipe, *, rate_hz, path, stall_after=None, clock=time.monotonic) -> dict:
@@ -100,8 +111,8 @@ def simulate_live(recipe, *, rate_hz, path, stall_after=None, clock=time.monoton
                 os.replace(partial, path)  # readers find the file only once it is in SWMR mode
                 start = clock()
                 log.info("writing %d frames at %g Hz -> %s", scan.num_frames, rate_hz, path)
-            data, written, ys, xs = dsets
-            for k in range(len(chunk.indices)):
+            k, n = 0, len(chunk.indices)
+            while k < n:
                 if stall_after is not None and frames >= stall_after:
                     log.warning("stalled after %d frames (until killed)", frames)
                     while True:
@@ -109,11 +120,14 @@ def simulate_live(recipe, *, rate_hz, path, stall_after=None, clock=time.monoton
                 delay = start + frames / rate_hz - clock()
                 if delay > 0:
                     time.sleep(delay)
-                _append(data, frames, chunk.data[k])
-                _append(written, frames, time.time())
-                _append(ys, frames, chunk.positions[k, 0])
-                _append(xs, frames, chunk.positions[k, 1])
-                frames += 1
+                # every frame already due goes in one write (a detector's burst), one at least
+                due = int((clock() - start) * rate_hz) + 1 - frames
+                stop = min(n, k + max(1, due))
+                if stall_after is not None:
+                    stop = min(stop, k + stall_after - frames)
+                _append_frames(dsets, frames, chunk.data[k:stop], chunk.positions[k:stop])
+                frames += stop - k
+                k = stop
     finally:
         if f is not None:
             f.close()
