@@ -1,7 +1,7 @@
 """Live reconstruction: latency from a frame's write to its first use, and sustained ingest.
 
 Runs ``ptyscan simulate --live`` (MoonFlower, ``--shape``² frames) in its own process and
-``run_recipe`` on a live ``Hdf5Loader`` recipe in this one, twice:
+``run_recipe`` on ``recipes/live_moonflower.yaml`` (pointed at that file) in this one, twice:
 
 - **latency**: ``--frames`` frames at ``--rate`` Hz; DM iterates on what it has while
   they arrive (frames_per_chunk 1000: every frame there at each poll). The run measures,
@@ -59,27 +59,17 @@ def one_run(work, *, rate, frames, shape, numiter):
             "run": {"output_dir": str(work), "frames_per_chunk": 100},
         },
     )
-    live = _write_yaml(
-        work / "live.yaml",
-        {
-            "scan": {
-                "name": "Hdf5Loader",
-                "intensities": {"file": str(h5), "key": "entry/data/data"},
-                "positions": {"slow_key": "entry/sample/y", "fast_key": "entry/sample/x"},
-                "live": True,
-                "live_timeout": 10.0,
-                "live_timestamps": "entry/data/written_at",
-                "energy": 7.2,
-                "distance": 7.19,
-                "psize": 172e-6,
-            },
-            "engines": [{"name": "DM", "numiter": numiter, "probe_model": "focused",
-                         "probe_defocus_m": -2.2e-3}],
-            "run": {"output_dir": str(work / "out"), "backend": "numpy",
-                    "frames_per_chunk": 1000, "poll_interval": 0.01, "progress": False,
-                    "plot": False, "preview_every": 5.0, "checkpoint_every": 0},
-        },
-    )  # fmt: skip
+    live = load_recipe(  # the shipped recipe, pointed at this run's file
+        ROOT / "recipes" / "live_moonflower.yaml",
+        overrides=[
+            f"scan.intensities.file={h5}",
+            f"engines.0.numiter={numiter}",
+            f"run.output_dir={work / 'out'}",
+            "run.progress=false",
+            "run.plot=false",
+            "run.checkpoint_every=0",
+        ],
+    )
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     writer = subprocess.Popen(
         [sys.executable, "-m", "ptyscan", "-q", "simulate", "--live", str(rate), str(sim),
@@ -91,7 +81,7 @@ def one_run(work, *, rate, frames, shape, numiter):
             if writer.poll() is not None:
                 raise SystemExit(f"writer failed: {writer.communicate()}")
             time.sleep(0.01)
-        summary = run_recipe(load_recipe(live))
+        summary = run_recipe(live)
         _, err = writer.communicate(timeout=600)
     finally:
         writer.kill()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import functools
 import logging
 import os
@@ -322,6 +323,14 @@ def main(argv=None) -> int:
             if args.debug:
                 raise
             return _report(exc, comm)
+        except OSError as exc:
+            if args.debug or exc.errno not in _DISK_FULL:
+                raise
+            return _report(PtyScanError(f"disk full or file size limit: {exc}"), comm)
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+"""Errors of a write that did not fit (checked before writing; this is the fallback)."""
 
 
 def _report(exc, comm) -> int:

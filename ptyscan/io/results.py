@@ -33,7 +33,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import PtyScanError
-from .atomic import atomic_path
+from .atomic import atomic_path, check_space
 
 __all__ = [
     "PtyrSink",
@@ -95,7 +95,10 @@ def _history_arrays(history: list[dict]) -> dict:
 
 
 def write_ptyr(path, result: Result) -> Path:
-    """Write ``result`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``result`` to ``path`` atomically (temporary file, fsync, rename); an
+    :class:`~ptyscan.errors.OutputError` when it would not fit (the old file stays)."""
+    need = result.object.nbytes + result.probe.nbytes + (256 << 10)  # + history, meta
+    check_space(path, need, key="result", intact=f"the previous {Path(path).name} is intact")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         _fill(f, result)
     return Path(path)
