@@ -166,3 +166,34 @@ def test_sigkill_then_resume_from_last_checkpoint(tmp_path):
     after = ~np.asarray(final.history["streaming"], bool)
     assert after.sum() == done + 6  # the checkpoint's iterations plus the rest, none twice
     assert sorted(final.indices.tolist()) == list(range(24))  # every frame once
+
+
+def test_stop_while_streaming_then_resume(tmp_path, monkeypatch):
+    """A live run stopped before its last frame: the checkpoint's smaller object is
+    placed in the full scan's object on --resume."""
+    from ptyscan.app.stopping import StopRequest
+    from ptyscan.errors import RunInterruptedError
+
+    r = job_recipe(
+        tmp_path,
+        scan={"block_wait_count": 1, "num_frames": 40},
+        engines=[{"name": "DM", "numiter": 3}],
+    )
+    calls = []
+
+    def requested(self):
+        calls.append(1)
+        if len(calls) == 6:  # a few chunks in
+            self.signal_name = "SIGINT"
+        return self.signal_name is not None
+
+    with monkeypatch.context() as patch:
+        patch.setattr(StopRequest, "requested", requested)
+        with pytest.raises(RunInterruptedError, match="--resume"):
+            run_recipe(r)
+    snap = read_ptyr(r.checkpoint_path)
+    assert len(snap.indices) < 40 and snap.engines[0]["iterations_done"] == 0
+    summary = run_recipe(r, resume=True)
+    res = read_ptyr(summary.result)
+    assert sorted(res.indices.tolist()) == list(range(40))
+    assert res.engines[0]["iterations_done"] == 3

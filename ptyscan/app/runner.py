@@ -168,18 +168,20 @@ class _Run:
         return True
 
     def restore(self):
-        """Put the checkpoint's object, probe and progress into the engines (--resume)."""
+        """Put the checkpoint's object, probe and progress into the engines (--resume).
+
+        A checkpoint written while frames still streamed in (a stopped live run) holds a
+        smaller object: it is pasted where it lies in this scan's object."""
         snap, state = self.snapshot, self.engines[0].state
-        if state.object.shape != snap.object.shape or not np.array_equal(
-            state.origin_px, snap.object_origin_px
-        ):
+        obj = _place(snap.object, snap.object_origin_px, state.object_host, state.origin_px)
+        if obj is None:
             raise PtyScanError(
                 f"--resume: the checkpoint's object {snap.object.shape} at "
                 f"{snap.object_origin_px.tolist()} does not match this scan's "
                 f"{state.object.shape} at {np.asarray(state.origin_px).tolist()}; "
                 "was the recipe changed? Run without --resume"
             )
-        state.object = state.backend.to_device(snap.object)
+        state.object = state.backend.to_device(obj)
         state.probe = state.backend.to_device(snap.probe)
         self.done = [int(e["iterations_done"]) for e in snap.engines]
         self.history = _history_records(snap.history)
@@ -411,3 +413,18 @@ def _finish_interrupted(job, recipe, comm):
 
 def _same(a, b) -> bool:
     return os.path.normpath(os.fspath(a)) == os.path.normpath(os.fspath(b))
+
+
+def _place(part, part_origin, whole, whole_origin):
+    """``whole`` with ``part`` pasted at its place (both (M, oy, ox), origins in pixels);
+    ``part`` itself when they match; None when ``part`` does not lie inside ``whole``."""
+    part, whole = np.asarray(part), np.asarray(whole)
+    offset = np.asarray(part_origin) - np.asarray(whole_origin)
+    if part.shape == whole.shape and not offset.any():
+        return part
+    end = offset + part.shape[-2:]
+    if part.shape[0] != whole.shape[0] or (offset < 0).any() or (end > whole.shape[-2:]).any():
+        return None
+    out = whole.copy()
+    out[:, offset[0] : end[0], offset[1] : end[1]] = part
+    return out
