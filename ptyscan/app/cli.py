@@ -145,7 +145,9 @@ def _simulate_live(args, recipe, comm):
     if comm.size > 1:
         raise ParameterError("simulate --live: runs on one process; start it without mpiexec")
     path = args.to or os.path.join(recipe.run.output_dir, f"{recipe.stem}.live.h5")
-    out = simulate_live(recipe, rate_hz=args.live, path=path, stall_after=args.stall_after)
+    out = simulate_live(
+        recipe, rate_hz=args.live, path=path, zmq=args.zmq, stall_after=args.stall_after
+    )
     print(
         f"wrote {out['frames']} frames live in {out['seconds']:.2f} s "
         f"({out['rate_hz']:.0f} frames/s) -> {out['path']}"
@@ -252,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--to", metavar="FILE", help="--live: the HDF5 file (default <output_dir>/<name>.live.h5)"
+    )
+    p.add_argument(
+        "--zmq",
+        metavar="ADDRESS",
+        help="--live: push the frames over ZeroMQ from ADDRESS (e.g. tcp://*:5555) "
+        "instead of a file; read them with scan ZmqScan (needs pyzmq)",
     )
     p.add_argument(
         "--stall-after",

@@ -18,6 +18,7 @@ appears under its name only once it is in SWMR mode (written beside it, then ren
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -67,8 +68,68 @@ def _append_frames(dsets, first, frames, positions):
     _append(xs, first, positions[:, 1])
 
 
-def simulate_live(recipe, *, rate_hz, path, stall_after=None, clock=time.monotonic) -> dict:
-    """Write the recipe's simulated scan into ``path`` (SWMR) at ``rate_hz`` frames/s.
+class H5Sink:
+    """Frames into an HDF5 SWMR file (the module's layout)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        check_writable(os.path.dirname(os.path.abspath(self.path)), key="--to")
+        self.file = self.dsets = None
+
+    def open(self, n, shape):
+        partial = f"{self.path}.partial"
+        self.file = h5py.File(partial, "w", libver="latest")
+        self.dsets = _create(self.file, n, shape)
+        self.file.swmr_mode = True
+        os.replace(partial, self.path)  # readers find the file only once it is in SWMR mode
+
+    def write(self, first, frames, positions):
+        _append_frames(self.dsets, first, frames, positions)
+
+    def close(self, frames):
+        if self.file is not None:
+            self.file.close()
+
+
+class ZmqSink:
+    """Frames PUSHed over ZeroMQ (``ZmqScan``'s protocol): per frame a two-part message,
+    a JSON header ``{"index", "position_m": [y, x], "written_at", "shape", "dtype"}`` and
+    the frame's bytes; first ``{"start": true, "frames": N}``, at the end
+    ``{"end": true, "frames": N}``. The socket binds
+    ``address`` and a send waits while no reader is connected."""
+
+    def __init__(self, address):
+        from ..scans.zmq_stream import import_zmq
+
+        self.zmq = import_zmq()
+        self.path = address
+        self.socket = self.zmq.Context.instance().socket(self.zmq.PUSH)
+        self.socket.bind(address)
+
+    def open(self, n, shape):
+        self.socket.send_multipart([json.dumps({"start": True, "frames": n}).encode()])
+
+    def write(self, first, frames, positions):
+        for k, frame in enumerate(np.ascontiguousarray(frames, np.float32)):
+            header = {
+                "index": first + k,
+                "position_m": [float(v) for v in positions[k]],
+                "written_at": time.time(),
+                "shape": list(frame.shape),
+                "dtype": "float32",
+            }
+            self.socket.send_multipart([json.dumps(header).encode(), frame.tobytes()])
+
+    def close(self, frames):
+        self.socket.send_multipart([json.dumps({"end": True, "frames": frames}).encode()])
+        self.socket.close(linger=10_000)  # deliver what is queued (at most 10 s)
+
+
+def simulate_live(
+    recipe, *, rate_hz, path=None, zmq=None, stall_after=None, clock=time.monotonic
+) -> dict:
+    """Write the recipe's simulated scan into ``path`` (SWMR) at ``rate_hz`` frames/s,
+    or push it over ZeroMQ to ``zmq`` (an address to bind, e.g. ``tcp://*:5555``).
 
     Parameters
     ----------
@@ -77,8 +138,10 @@ def simulate_live(recipe, *, rate_hz, path, stall_after=None, clock=time.monoton
     rate_hz : float
         Frames per second; frames follow a fixed schedule (frame i at i / rate_hz s),
         so a slow write is caught up, not accumulated.
-    path : str
+    path : str, optional
         The HDF5 file (replaced).
+    zmq : str, optional
+        Instead of a file: the ZeroMQ address the PUSH socket binds.
     stall_after : int, optional
         Stop writing after this many frames and keep the file open (a stalled
         detector), until killed: for tests of ``live_timeout``.
@@ -86,7 +149,7 @@ def simulate_live(recipe, *, rate_hz, path, stall_after=None, clock=time.monoton
     Returns
     -------
     dict
-        ``path``, ``frames``, ``seconds``, ``rate_hz`` (achieved).
+        ``path`` (or address), ``frames``, ``seconds``, ``rate_hz`` (achieved).
     """
     if not rate_hz > 0:
         raise ScanError(f"simulate --live: rate {rate_hz!r} Hz; expected a positive number")
@@ -96,21 +159,17 @@ def simulate_live(recipe, *, rate_hz, path, stall_after=None, clock=time.monoton
             f"simulate --live: {type(scan).__name__} is not a simulation (no true_object); "
             "use SimScan, MoonFlowerScan or QuickScan"
         )
-    check_writable(os.path.dirname(os.path.abspath(path)), key="--to")
+    sink = ZmqSink(zmq) if zmq else H5Sink(path)
     chunks = iterate_chunks(
         scan, frames_per_chunk=recipe.run.frames_per_chunk, poll_interval=0.001
     )
-    frames, start, f, dsets = 0, None, None, None
+    frames, start = 0, None
     try:
         for chunk in chunks:
-            if f is None:
-                partial = f"{path}.partial"
-                f = h5py.File(partial, "w", libver="latest")
-                dsets = _create(f, int(scan.num_frames), chunk.data.shape[1:])
-                f.swmr_mode = True
-                os.replace(partial, path)  # readers find the file only once it is in SWMR mode
+            if start is None:
+                sink.open(int(scan.num_frames), chunk.data.shape[1:])
                 start = clock()
-                log.info("writing %d frames at %g Hz -> %s", scan.num_frames, rate_hz, path)
+                log.info("writing %d frames at %g Hz -> %s", scan.num_frames, rate_hz, sink.path)
             k, n = 0, len(chunk.indices)
             while k < n:
                 if stall_after is not None and frames >= stall_after:
@@ -125,15 +184,14 @@ def simulate_live(recipe, *, rate_hz, path, stall_after=None, clock=time.monoton
                 stop = min(n, k + max(1, due))
                 if stall_after is not None:
                     stop = min(stop, k + stall_after - frames)
-                _append_frames(dsets, frames, chunk.data[k:stop], chunk.positions[k:stop])
+                sink.write(frames, chunk.data[k:stop], chunk.positions[k:stop])
                 frames += stop - k
                 k = stop
     finally:
-        if f is not None:
-            f.close()
+        sink.close(frames)
     seconds = clock() - start if start is not None else 0.0
     return {
-        "path": str(path),
+        "path": str(sink.path),
         "frames": frames,
         "seconds": seconds,
         "rate_hz": frames / seconds if seconds > 0 else float("inf"),
