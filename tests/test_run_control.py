@@ -197,3 +197,10 @@ def test_stop_while_streaming_then_resume(tmp_path, monkeypatch):
     res = read_ptyr(summary.result)
     assert sorted(res.indices.tolist()) == list(range(40))
     assert res.engines[0]["iterations_done"] == 3
+
+
+def test_output_check_leaves_nothing_behind(tmp_path):
+    from ptyscan.io.atomic import check_writable
+
+    check_writable(tmp_path / "a" / "b", key="run.output_dir")
+    assert not (tmp_path / "a").exists()

@@ -55,13 +55,19 @@ def keep_previous(path) -> Path | None:
 
 
 def check_writable(folder, *, key) -> None:
-    """Create ``folder`` if needed and check a file can be written in it.
+    """Check that a file can be written in ``folder`` (creating it if needed), leaving
+    nothing behind: folders made for the check are removed again.
 
     Raises :class:`~ptyscan.errors.OutputError` naming the recipe ``key``, the path
     and the reason, so a run finds out before any work, not after it.
     """
     folder = Path(folder or ".")
+    created = []  # folders made here, deepest last
     try:
+        missing = folder
+        while not missing.exists() and missing != missing.parent:
+            created.insert(0, missing)
+            missing = missing.parent
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / f".ptyscan-write-test-{os.getpid()}"
         with open(probe, "wb") as f:
@@ -73,6 +79,10 @@ def check_writable(folder, *, key) -> None:
             f"{key}: cannot write in {str(folder)!r} ({reason}); expected a folder that can be "
             "created and written; choose another one, e.g. --set run.output_dir=out"
         ) from None
+    finally:
+        for path in reversed(created):
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def check_space(path, need_bytes, *, key, intact="earlier files are intact") -> None:
@@ -85,7 +95,9 @@ def check_space(path, need_bytes, *, key, intact="earlier files are intact") -> 
     naming ``key``, the path, the sizes and ``intact``.
     """
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:  # not made yet: its file system
+        folder = folder.parent
     room = shutil.disk_usage(folder).free
     try:
         import resource
