@@ -81,3 +81,16 @@ class PtydError(PtyScanError, OSError):
 
 class BackendError(PtyScanError, RuntimeError):
     """An array backend (NumPy or CuPy) cannot be used."""
+
+
+class OutputError(PtyScanError, OSError):
+    """An output folder or file cannot be created or written."""
+
+
+class RunInterruptedError(PtyScanError):
+    """The run was stopped by SIGINT (Ctrl-C) or SIGTERM after writing what it had.
+
+    The command line prints the message and exits with code 130.
+    """
+
+    exit_code = 130

@@ -55,8 +55,13 @@ class RunParams(ParamsModel):
     """Frames that must have arrived before the first engine starts iterating (streaming)."""
     numiter_contiguous: int = Field(1, ge=1)
     """Iterations the first engine runs between two polls of the scan while frames stream in."""
-    checkpoint_every: int = Field(0, ge=0)
-    """Write a checkpoint .ptyr every this many iterations (0: never); see ``ptyscan run --resume``."""
+    checkpoint_every: int = Field(50, ge=0)
+    """Write a checkpoint .ptyr every this many iterations after the last frame (0: never;
+    a stopped run writes one anyway); see ``ptyscan run --resume``. Removed after success."""
+    preview_every: float = Field(0.0, ge=0)
+    """Seconds between previews while reconstructing (0: none): the result so far is
+    written to the .ptyr (status 'preview', atomically) with its PNG pictures, so the sample
+    can be looked at while it is still being scanned."""
     plot: bool = True
     """Save PNG pictures (object, probe, errors) next to the result (needs matplotlib)."""
     result_formats: tuple[str, ...] = ("ptyr",)

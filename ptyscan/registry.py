@@ -45,6 +45,7 @@ BUILTIN_SCANS = {
     "Hdf5Loader": "ptyscan.scans.hdf5_loader:Hdf5Loader",
     "Hdf5LoaderFast": "ptyscan.scans.hdf5_loader_fast:Hdf5LoaderFast",
     "StemScan": "ptyscan.scans.stem:StemScan",
+    "ZmqScan": "ptyscan.scans.zmq_stream:ZmqScan",
 }
 """Name → target of the scan classes shipped with ptyscan."""
 

@@ -49,7 +49,7 @@ def job_recipe(tmp_path, *, engines=None, scan=None, run=None):
     return load_recipe(path)
 
 
-def _power_cut(self, n=None):
+def _power_cut(self, n=None, *, callback=None):
     raise RuntimeError("power cut")
 
 

@@ -202,6 +202,30 @@ def _stem(tmp_path, **kw):
     )
 
 
+def _zmq(tmp_path, **kw):
+    """N_FRAMES frames of 40 × 44 pushed (out of order) by a thread, then the end."""
+    import threading
+
+    zmq = pytest.importorskip("zmq", reason="pyzmq is not installed (ptyscan[zmq])")
+    import json
+
+    push = zmq.Context.instance().socket(zmq.PUSH)
+    port = push.bind_to_random_port("tcp://127.0.0.1")
+    rng = np.random.default_rng(2)
+    frames = rng.poisson(3.0, (N_FRAMES, 40, 44)).astype(np.float32)
+
+    def send():
+        push.send_multipart([json.dumps({"start": True, "frames": N_FRAMES}).encode()])
+        for i in [1, 0, *range(2, N_FRAMES)]:
+            header = {"index": i, "position_m": [i * 1e-7, -i * 2e-7], "shape": [40, 44]}
+            push.send_multipart([json.dumps(header).encode(), frames[i].tobytes()])
+        push.send_multipart([json.dumps({"end": True, "frames": N_FRAMES}).encode()])
+        push.close(linger=5000)
+
+    threading.Thread(target=send, daemon=True).start()
+    return get_scan("ZmqScan")(address=f"tcp://127.0.0.1:{port}", shape=32, live_timeout=20, **kw)
+
+
 FACTORIES = {
     "MoonFlowerScan": _moonflower,
     "QuickScan": _quick,
@@ -214,6 +238,7 @@ FACTORIES = {
     "Hdf5Loader": _hdf5_loader,
     "Hdf5LoaderFast": _hdf5_loader_fast,
     "StemScan": _stem,
+    "ZmqScan": _zmq,
 }
 
 

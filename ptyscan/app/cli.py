@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import functools
 import logging
 import os
@@ -17,7 +18,14 @@ import sys
 import textwrap
 
 from .._version import __version__
-from ..errors import ParameterError, PeerError, PtyScanError, RecipeError, closest_name
+from ..errors import (
+    ParameterError,
+    PeerError,
+    PtyScanError,
+    RecipeError,
+    RunInterruptedError,
+    closest_name,
+)
 from ..registry import ENGINES, RESULT_FORMATS, SCANS
 
 __all__ = ["build_parser", "main"]
@@ -67,16 +75,27 @@ def _cmd_run(args, comm):
     recipe = _recipe(args)
     summary = run_recipe(recipe, comm=comm, resume=args.resume)
     if comm.rank == 0:
+        streamed = summary.streaming_iterations
         errors = ", ".join(
             f"{k} {summary.last_errors[k]:.4g}"
             for k in ("fourier", "photons", "exit")
             if summary.last_errors.get(k)  # ML has no exit waves: no exit error
         )
         print(
-            f"reconstructed {summary.frames} frames, {summary.iterations} iterations in "
+            f"reconstructed {summary.frames} frames, {summary.iterations} iterations"
+            + (
+                f" ({streamed} while frames streamed in, {summary.after_last_frame} after the last)"
+                if streamed
+                else ""
+            )
+            + " in "
             f"{summary.seconds:.1f} s on {summary.ranks} rank(s) -> {summary.result}"
             + (f" (last errors: {errors})" if errors else "")
         )
+        if summary.latency is not None:
+            from .live import latency_line
+
+            print(latency_line(summary.latency))
     return 0
 
 
@@ -109,12 +128,30 @@ def _cmd_simulate(args, comm):
     from .simulate import simulate_recipe
 
     recipe = _recipe(args)
+    if args.live is not None:
+        return _simulate_live(args, recipe, comm)
     out = simulate_recipe(recipe, comm=comm)
     if comm.rank == 0:
         print(
             f"simulated {out['frames']} frames in {out['chunks']} chunks, {out['seconds']:.2f} s, "
             f"{out['ranks']} rank(s) -> {out['dfile']} (truth: {out['truth']})"
         )
+    return 0
+
+
+def _simulate_live(args, recipe, comm):
+    from .live_writer import simulate_live
+
+    if comm.size > 1:
+        raise ParameterError("simulate --live: runs on one process; start it without mpiexec")
+    path = args.to or os.path.join(recipe.run.output_dir, f"{recipe.stem}.live.h5")
+    out = simulate_live(
+        recipe, rate_hz=args.live, path=path, zmq=args.zmq, stall_after=args.stall_after
+    )
+    print(
+        f"wrote {out['frames']} frames live in {out['seconds']:.2f} s "
+        f"({out['rate_hz']:.0f} frames/s) -> {out['path']}"
+    )
     return 0
 
 
@@ -208,6 +245,28 @@ def build_parser() -> argparse.ArgumentParser:
         "simulate", help="simulate a scan from a recipe: a .ptyd file and a truth file"
     )
     _add_recipe_arguments(p, "scan.shape=64")
+    p.add_argument(
+        "--live",
+        type=float,
+        metavar="RATE_HZ",
+        help="write the frames one by one into an HDF5 SWMR file at RATE_HZ frames/s "
+        "(an acquisition that `ptyscan run` on a live recipe follows)",
+    )
+    p.add_argument(
+        "--to", metavar="FILE", help="--live: the HDF5 file (default <output_dir>/<name>.live.h5)"
+    )
+    p.add_argument(
+        "--zmq",
+        metavar="ADDRESS",
+        help="--live: push the frames over ZeroMQ from ADDRESS (e.g. tcp://*:5555) "
+        "instead of a file; read them with scan ZmqScan (needs pyzmq)",
+    )
+    p.add_argument(
+        "--stall-after",
+        type=int,
+        metavar="N",
+        help="--live: stop writing after N frames and hang (a stalled detector, for drills)",
+    )
     p.set_defaults(func=_cmd_simulate)
 
     p = sub.add_parser("run", help="prepare a scan and reconstruct it with the recipe's engines")
@@ -264,10 +323,22 @@ def main(argv=None) -> int:
         except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
+        except RunInterruptedError as exc:  # Ctrl-C / SIGTERM: results written, one line, 130
+            if comm.rank == 0:
+                sys.stderr.write(f"{exc}\n")
+            return exc.exit_code
         except PtyScanError as exc:
             if args.debug:
                 raise
             return _report(exc, comm)
+        except OSError as exc:
+            if args.debug or exc.errno not in _DISK_FULL:
+                raise
+            return _report(PtyScanError(f"disk full or file size limit: {exc}"), comm)
+
+
+_DISK_FULL = {errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)}
+"""Errors of a write that did not fit (checked before writing; this is the fallback)."""
 
 
 def _report(exc, comm) -> int:

@@ -184,7 +184,7 @@ class Engine(abc.ABC):
             self.params.data_residency,
         )
 
-    def iterate(self, n=None) -> list[dict]:
+    def iterate(self, n=None, *, callback=None) -> list[dict]:
         """Run ``n`` iterations (default: all remaining up to ``numiter``); collective.
 
         Returns one dict per iteration: ``engine``, ``iteration`` (0-based, this
@@ -192,6 +192,11 @@ class Engine(abc.ABC):
         all frames of all ranks), ``seconds``, ``position_shift_px`` (with
         ``position_refinement``: RMS distance of all views from their initial
         positions, sample pixels) and engine-specific extras.
+
+        ``callback(record)``, when given, is called after every iteration (on every
+        rank) with that iteration's dict; when it returns True the loop stops there
+        (e.g. Ctrl-C: the iteration under way is finished, no further one started).
+        The callback must answer alike on every rank.
         """
         n = max(0, self.params.numiter - self.curiter) if n is None else int(n)
         st = self._require_state()
@@ -211,6 +216,8 @@ class Engine(abc.ABC):
             self._history.append(record)
             out.append(record)
             log.debug("%s", record)
+            if callback is not None and callback(record):
+                break
         if out and self.comm.rank == 0:
             last = out[-1]
             log.debug(

@@ -39,7 +39,7 @@ import h5py
 import numpy as np
 
 from ..errors import PtydError
-from .atomic import atomic_path, keep_previous
+from .atomic import atomic_path, check_space, keep_previous
 from .h5frames import Deflated, create_frames_dataset
 from .h5typed import set_type, write_typed
 from .ptyd_format import H5RW_VERSION, WRITE_RETRY_S, normalize_meta, retrying
@@ -151,6 +151,13 @@ class PtydWriter:
         if n in self._written:
             raise PtydError(f"{self.path}: chunks/{n} already written (hint: number 0, 1, 2...)")
         arrays = _chunk_arrays(f"{self.path}: chunks/{n}", indices, data, weights, positions)
+        need = sum(_nbytes(a) for a in arrays.values()) + (64 << 10)  # + metadata
+        check_space(
+            self.path if self.save == "append" else self.part_path(n),
+            need,
+            key="scan.dfile",
+            intact=f"chunks 0..{n - 1} are intact" if n else "nothing was written",
+        )
         if self.save == "append":
             self._edit_main(lambda f: self._store_chunk(f, n, arrays))
         else:
@@ -282,6 +289,13 @@ def _open_for_writing(path, mode):
         raise PtydError(f"{path}: vanished while writing (hint: did another process move it?)")
     opener = functools.partial(h5py.File, path, mode, libver="earliest")
     return retrying(path, opener, "open for writing", WRITE_RETRY_S)
+
+
+def _nbytes(array) -> int:
+    """Bytes an array takes in the file at most (a Deflated stack: its blobs)."""
+    if isinstance(array, Deflated):
+        return sum(len(b) for b in array.blobs)
+    return int(getattr(array, "nbytes", 0))
 
 
 def _stack_like(value):

@@ -13,7 +13,11 @@ Layout::
     engines/<k>       attrs name, iterations_done: progress, for ``--resume``
     meta              attrs: the ScanMeta of the data
     recipe            the resolved recipe as YAML text
-    attrs             status ('final' | 'checkpoint'), backend, ranks, created, versions
+    latency/indices   (N,) int64   live runs whose scan knows when each frame was written:
+    latency/seconds   (N,) float64 time from a frame's write to the end of the first engine
+                      iteration that used it; attrs p50, p95, max (seconds)
+    attrs             status ('final' | 'checkpoint' | 'interrupted' | 'preview'), backend,
+                      ranks, created, versions
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import PtyScanError
-from .atomic import atomic_path
+from .atomic import atomic_path, check_space
 
 __all__ = [
     "PtyrSink",
@@ -60,6 +64,8 @@ class Result:
     meta: dict
     recipe: str
     attrs: dict
+    latency: dict | None = None
+    """``{'indices', 'seconds', 'p50', 'p95', 'max'}`` for live runs, else None."""
 
 
 def _versions() -> dict:
@@ -103,7 +109,10 @@ def _history_arrays(history: list[dict]) -> dict:
 
 
 def write_ptyr(path, result: Result) -> Path:
-    """Write ``result`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``result`` to ``path`` atomically (temporary file, fsync, rename); an
+    :class:`~ptyscan.errors.OutputError` when it would not fit (the old file stays)."""
+    need = result.object.nbytes + result.probe.nbytes + (256 << 10)  # + history, meta
+    check_space(path, need, key="result", intact=f"the previous {Path(path).name} is intact")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         _fill(f, result)
     return Path(path)
@@ -143,6 +152,12 @@ def _fill(f, r: Result):
     f["recipe"] = r.recipe
     for key, value in r.attrs.items():
         f.attrs[key] = value
+    if r.latency is not None:
+        lat = f.create_group("latency")
+        lat["indices"] = np.asarray(r.latency["indices"], np.int64)
+        lat["seconds"] = np.asarray(r.latency["seconds"], np.float64)
+        for key in ("p50", "p95", "max"):
+            lat.attrs[key] = float(r.latency[key])
 
 
 def make_result(
@@ -216,9 +231,18 @@ def read_ptyr(path) -> Result:
                 meta={k: _decode(v) for k, v in f["meta"].attrs.items()},
                 recipe=_decode(f["recipe"][()]),
                 attrs={k: _decode(v) for k, v in f.attrs.items()},
+                latency=_read_latency(f),
             )
     except (OSError, KeyError) as exc:
         raise PtyScanError(f"{path}: not a ptyscan .ptyr result file ({exc})") from None
+
+
+def _read_latency(f) -> dict | None:
+    if "latency" not in f:
+        return None
+    lat = f["latency"]
+    out = {k: float(v) for k, v in lat.attrs.items()}
+    return {"indices": lat["indices"][()], "seconds": lat["seconds"][()], **out}
 
 
 def read_result(path) -> Result:

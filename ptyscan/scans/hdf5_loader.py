@@ -170,6 +170,19 @@ class Hdf5Loader(ClosesAtEnd, PtyScan):
         """Frames are corrected (and clipped at 0) while they are read: nothing left to do."""
         return raw, weights
 
+    def frame_times(self, indices) -> np.ndarray | None:
+        """(n,) float64 time each frame was written (s since the epoch, the writer's
+        ``time.time()``), from ``live_timestamps``; None without it. The runner uses it
+        to measure latency (write to first use)."""
+        key = self.info.live_timestamps
+        if key is None or self.setup is None:
+            return None
+        dset = self.files.dataset(self.setup.spec.data.file, key)
+        if self.info.live:
+            dset.refresh()
+        values = np.asarray(dset[()], np.float64).ravel()
+        return values[self.setup.plan.point(np.asarray(indices, np.int64))]
+
     # --- reading ----------------------------------------------------------------------------
 
     def _leads(self, points):

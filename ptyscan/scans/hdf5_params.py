@@ -219,6 +219,11 @@ class Hdf5LoaderParams(PtyScanParams):
     one value per point, non-zero once complete); None: dataset lengths tell."""
     live_timeout: PositiveFloat = 60.0
     """Live mode: seconds without a new frame after which the scan ends (with a warning)."""
+    live_timestamps: str | None = None
+    """Path in intensities.file of a (N,) float64 dataset: when each frame was written
+    (seconds since the epoch, as ``time.time()``; ``ptyscan simulate --live`` writes
+    ``entry/data/written_at``). A run then measures each frame's latency (write to first
+    use by an engine) and stores p50/p95/max in the .ptyr."""
 
 
 class Hdf5LoaderFastParams(Hdf5LoaderParams):
