@@ -1,7 +1,8 @@
 """Files: prepared data (``.ptyd``), results (``.ptyr``), pictures, atomic writes.
 
-Floor 1: imports only :mod:`ptyscan.errors`, :mod:`ptyscan._version` and
-:mod:`ptyscan.registry`, so every other part of ptyscan may use it.
+Floor 1: imports only :mod:`ptyscan.errors`, :mod:`ptyscan._version`,
+:mod:`ptyscan.registry` and :mod:`ptyscan.geometry`, so every other part of ptyscan
+may use it.
 
 - :mod:`~ptyscan.io.atomic`: write beside, fsync, rename over.
 - :mod:`~ptyscan.io.h5typed`, :mod:`~ptyscan.io.h5frames`: ptypy's typed HDF5
@@ -10,6 +11,7 @@ Floor 1: imports only :mod:`ptyscan.errors`, :mod:`ptyscan._version` and
   :mod:`~ptyscan.io.ptyd_read`: the ``.ptyd`` layout, its writer and reader.
 - :mod:`~ptyscan.io.results`, :mod:`~ptyscan.io.plots`: ``.ptyr`` results and PNGs.
 - :mod:`~ptyscan.io.sinks`: the writer interface; a new format is one module.
+- :mod:`~ptyscan.io.exports`: CXI/NeXus, ptypy's ``.ptyr``, npz and TIFF results.
 """
 
 from .atomic import atomic_path
