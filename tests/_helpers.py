@@ -1,13 +1,16 @@
 """Helpers shared by test modules (tests/ is on sys.path through tests/conftest.py)."""
 
+import time
+
 import pytest
 import yaml
 
 from ptyscan import EOS, WAIT, load_recipe
 
 
-def drain(scan, per_chunk=5, *, max_calls=200, allow_wait=True):
-    """Every chunk ``scan.auto(per_chunk)`` delivers until EOS (WAITs skipped).
+def drain(scan, per_chunk=5, *, max_calls=200, allow_wait=True, poll_s=0.0):
+    """Every chunk ``scan.auto(per_chunk)`` delivers until EOS (WAITs skipped, each
+    followed by ``poll_s`` seconds of sleep, as the runner's poll_interval).
 
     Fails after ``max_calls`` calls without EOS, or at a WAIT when not ``allow_wait``.
     """
@@ -18,6 +21,7 @@ def drain(scan, per_chunk=5, *, max_calls=200, allow_wait=True):
             return chunks
         if msg is WAIT:
             assert allow_wait, "unexpected WAIT"
+            time.sleep(poll_s)
             continue
         chunks.append(msg)
     raise AssertionError(f"no EOS after {max_calls} calls")

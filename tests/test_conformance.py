@@ -314,7 +314,7 @@ def test_odd_values_run_or_fail_with_a_named_error(make):
             except PtyScanError:
                 continue
             try:
-                drain(scan, 5, max_calls=60)
+                drain(scan, 5, max_calls=60, poll_s=0.05)  # a stream (ZmqScan) may WAIT
             except PtyScanError:
                 pass
             except Exception as exc:  # pragma: no cover - the failure report
