@@ -19,6 +19,7 @@ seconds without a new point.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import numpy as np
@@ -26,9 +27,24 @@ import numpy as np
 from .hdf5_io import axis_shape, axis_values
 from .hdf5_mapping import point_positions
 
-__all__ = ["LiveTracker", "read_positions"]
+__all__ = ["LiveTracker", "read_positions", "wait_for_file"]
 
 log = logging.getLogger(__name__)
+
+
+def wait_for_file(path, *, timeout_s, poll_s=0.1) -> bool:
+    """Wait up to ``timeout_s`` for a live scan's file to appear (the run may start
+    before the detector writes); True once it exists. When it does not appear, the
+    scan's own check reports the missing file."""
+    if path is None or os.path.exists(path):
+        return True
+    log.info("waiting up to %.0f s (live_timeout) for %s to appear", timeout_s, path)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(poll_s)
+        if os.path.exists(path):
+            return True
+    return False
 
 
 def _refreshed(files, path, key):

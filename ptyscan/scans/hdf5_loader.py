@@ -35,7 +35,7 @@ from ..errors import ScanError
 from ..scan import PtyScan
 from .closing import ClosesAtEnd
 from .hdf5_io import H5Files, read_frames
-from .hdf5_live import LiveTracker, read_positions
+from .hdf5_live import LiveTracker, read_positions, wait_for_file
 from .hdf5_params import Hdf5LoaderParams
 from .hdf5_setup import inspect_scan
 
@@ -105,6 +105,8 @@ class Hdf5Loader(ClosesAtEnd, PtyScan):
         """Check every dataset, recognise the layout, read positions, masks, darks, flats
         (once, in whichever hook runs first)."""
         if self._setup_arrays is None:
+            if self.info.live:  # the run may start before the detector's first frame
+                wait_for_file(self.info.intensities.file, timeout_s=self.info.live_timeout)
             setup, arrays = inspect_scan(self.info, self.files)
             self.recorded_meta.update(setup.recorded)
             if self.info.live and setup.plan.finite:

@@ -124,3 +124,29 @@ def test_live_scan_of_unknown_length_needs_num_frames_for_a_frame_order(tmp_path
     scan = live_scan(path, frameorder={"indices": [0]})
     with pytest.raises(Exception, match="need the number of frames of a live scan"):
         scan.initialize()
+
+
+@pytest.mark.timeout(60)
+def test_a_live_run_may_start_before_the_file_exists(tmp_path, caplog):
+    """The reconstruction is started first: the live scan waits (up to live_timeout) for
+    the detector's file to appear; without it, the usual missing-file error."""
+    import threading
+
+    from ptyscan.errors import ScanError
+
+    path = tmp_path / "late.h5"
+    with writer(tmp_path / "early.h5", 12, 500, "finite") as proc:
+        go(proc)
+        assert proc.stdout.readline().strip() == "done"
+    timer = threading.Timer(0.5, lambda: (tmp_path / "early.h5").rename(path))
+    timer.start()
+    scan = live_scan(path, live_timeout=20)
+    with caplog.at_level(logging.INFO, logger="ptyscan.scans.hdf5_live"):
+        chunks, _ = follow(scan, per_chunk=5)
+    timer.join()
+    check_frames(chunks, 12)
+    assert f"waiting up to 20 s (live_timeout) for {path} to appear" in caplog.text
+    start = time.monotonic()
+    with pytest.raises(ScanError, match=r"scan\.intensities\.file: no such file"):
+        live_scan(tmp_path / "never.h5", live_timeout=0.3).initialize()
+    assert 0.3 <= time.monotonic() - start < 10
