@@ -31,7 +31,9 @@ __all__ = [
     "frame_shape",
     "photon_energy_kev",
     "positions_to_pixels",
+    "sample_pixel_m",
     "stem_calibration",
+    "view_pixels",
     "xray_wavelength_m",
 ]
 
@@ -361,3 +363,40 @@ def stem_calibration(mode, value, *, npix, energy_kev, conv_angle_mrad):
         "nyquist_angstrom": 2.0 * dx,
         "rayleigh_angstrom": 0.61 * lam / alpha,
     }
+
+
+def sample_pixel_m(meta, *, wavelength_m=None) -> np.ndarray:
+    """(2,) sample-plane pixel size in metres of a :class:`~ptyscan.chunk.ScanMeta`:
+    ``λ z / (N psize)`` far field (``λ`` from ``meta.energy`` unless ``wavelength_m`` is
+    given), ``psize`` near field. One definition for the engines, the plausibility
+    check and the pictures."""
+    if meta.propagation == "nearfield":
+        return np.broadcast_to(np.asarray(meta.psize, np.float64), (2,)).copy()
+    energy = None if wavelength_m is not None else meta.energy
+    return farfield_sample_pixel_m(
+        energy_kev=energy,
+        wavelength_m=wavelength_m,
+        distance_m=meta.distance,
+        shape=meta.shape,
+        psize_m=meta.psize,
+    )
+
+
+def view_pixels(positions_m, pixel_m, frame, subpixel=False):
+    """Global top-left object pixels of views at ``positions_m`` (n, 2) metres (y, x).
+
+    A view's centre is at ``position / pixel_m``; its top-left corner is that minus
+    ``(sy // 2, sx // 2)``. Returns ``(pos_px, frac)``: without ``subpixel`` the
+    corners of the rounded centres (int64) and None; with it, the pixels below the
+    exact corners (floor, int64) and the fractional parts (n, 2) float64 in [0, 1)
+    (within 1e-9 of a whole pixel counts as that pixel, so integer positions stay exact).
+    """
+    pos = np.asarray(positions_m, np.float64).reshape(-1, 2)
+    half = np.array([frame[0] // 2, frame[1] // 2], np.int64)
+    if not subpixel:
+        return np.round(pos / pixel_m).astype(np.int64) - half, None
+    corners = pos / pixel_m - half
+    whole = np.round(corners)
+    corners = np.where(np.abs(corners - whole) < 1e-9, whole, corners)
+    floor = np.floor(corners)
+    return floor.astype(np.int64), corners - floor

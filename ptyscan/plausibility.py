@@ -31,7 +31,7 @@ from .errors import ParameterError
 from .geometry import (
     electron_energy_kev,
     electron_wavelength_m,
-    farfield_sample_pixel_m,
+    sample_pixel_m,
     xray_wavelength_m,
 )
 
@@ -153,14 +153,9 @@ def make_geometry(meta, positions_m, *, radiation="xray", energy_kev=None) -> Ge
         wavelength = float(electron_wavelength_m(energy_kev))
     psize = tuple(float(v) for v in np.broadcast_to(meta.psize, (2,)))
     shape = tuple(int(s) for s in meta.shape)
-    sample = psize
-    if meta.propagation != "nearfield" and all(shape):
-        sample = tuple(
-            float(v)
-            for v in farfield_sample_pixel_m(
-                wavelength_m=wavelength, distance_m=meta.distance, shape=shape, psize_m=psize
-            )
-        )
+    sample = psize  # the far-field pixel needs the frame shape (unknown before the data)
+    if all(shape):
+        sample = tuple(float(v) for v in sample_pixel_m(meta, wavelength_m=wavelength))
     step = extent = None
     if positions_m is not None and len(positions_m) and all(shape):
         pos = np.asarray(positions_m, np.float64)

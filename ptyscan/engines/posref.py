@@ -31,7 +31,7 @@ Methods (``position_refinement.method``):
     moves. A step past ``max_shift`` is pulled back onto that circle.
 
 The positions live in the view sets (``positions_m`` metres; ``pos_px``/``frac``
-their pixels, :func:`~.views.view_pixels`), so every later iteration and engine uses
+their pixels, :func:`ptyscan.geometry.view_pixels`), so every later iteration and engine uses
 them; ``initial_m`` keeps the scan's.
 """
 
@@ -41,8 +41,8 @@ import logging
 
 import numpy as np
 
+from ..geometry import view_pixels
 from . import ops
-from .views import view_pixels
 
 __all__ = ["amplitude_at", "refine_positions", "rms_shift_px"]
 

@@ -30,13 +30,14 @@ import logging
 import numpy as np
 
 from ..errors import ParameterError
+from ..geometry import sample_pixel_m, view_pixels
 from ..parallel import SerialComm
 from ..propagation import propagator_for
 from . import ops
 from .initial import initial_object, initial_probe
 from .operator import Operator
 from .residency import Streamer
-from .views import ViewSet, sample_pixel_m, view_pixels
+from .views import ViewSet
 
 __all__ = ["ReconstructionState", "ViewSet", "sample_pixel_m"]
 

@@ -1,5 +1,5 @@
-"""A view set (the frames of one chunk on one rank, as the engines hold them), the
-sample-plane pixel size of a scan's geometry and the object pixels of the views."""
+"""A view set: the frames of one chunk on one rank, as the engines hold them (the
+views' object pixels come from :func:`ptyscan.geometry.view_pixels`)."""
 
 from __future__ import annotations
 
@@ -8,38 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..geometry import farfield_sample_pixel_m
-
-__all__ = ["ViewSet", "sample_pixel_m", "view_pixels"]
-
-
-def sample_pixel_m(meta) -> np.ndarray:
-    """(2,) sample-plane pixel size in metres: ``λ z / (N psize)`` far field, ``psize`` near."""
-    if meta.propagation == "nearfield":
-        return np.broadcast_to(np.asarray(meta.psize, np.float64), (2,)).copy()
-    return farfield_sample_pixel_m(
-        energy_kev=meta.energy, distance_m=meta.distance, shape=meta.shape, psize_m=meta.psize
-    )
-
-
-def view_pixels(positions_m, pixel_m, frame, subpixel=False):
-    """Global top-left object pixels of views at ``positions_m`` (n, 2) metres (y, x).
-
-    A view's centre is at ``position / pixel_m``; its top-left corner is that minus
-    ``(sy // 2, sx // 2)``. Returns ``(pos_px, frac)``: without ``subpixel`` the
-    corners of the rounded centres (int64) and None; with it, the pixels below the
-    exact corners (floor, int64) and the fractional parts (n, 2) float64 in [0, 1)
-    (within 1e-9 of a whole pixel counts as that pixel, so integer positions stay exact).
-    """
-    pos = np.asarray(positions_m, np.float64).reshape(-1, 2)
-    half = np.array([frame[0] // 2, frame[1] // 2], np.int64)
-    if not subpixel:
-        return np.round(pos / pixel_m).astype(np.int64) - half, None
-    corners = pos / pixel_m - half
-    whole = np.round(corners)
-    corners = np.where(np.abs(corners - whole) < 1e-9, whole, corners)
-    floor = np.floor(corners)
-    return floor.astype(np.int64), corners - floor
+__all__ = ["ViewSet"]
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PtyScanError
+from ..geometry import view_pixels
 
 __all__ = [
     "illuminated_region",
@@ -249,10 +250,10 @@ def plot_positions(plt, initial_m, final_m, out):
 
 
 def view_offsets_px(positions_m, sample_pixel_m, origin_px, frame_shape) -> np.ndarray:
-    """(N, 2) int64 top-left pixel of each view in the object array, as the engines
-    place views (centre pixel ``round(p / pixel)``, corner minus half the frame)."""
-    centres = np.round(np.asarray(positions_m) / np.asarray(sample_pixel_m)).astype(np.int64)
-    return centres - np.asarray(frame_shape, np.int64) // 2 - np.asarray(origin_px, np.int64)
+    """(N, 2) int64 top-left pixel of each view in the object array: the engines' global
+    view pixels (:func:`ptyscan.geometry.view_pixels`) less the object's origin."""
+    pixel = np.asarray(sample_pixel_m, np.float64)
+    return view_pixels(positions_m, pixel, frame_shape)[0] - np.asarray(origin_px, np.int64)
 
 
 def save_plots(result, path) -> dict:

@@ -8,8 +8,8 @@ import pytest
 from ptyscan.chunk import Chunk, ScanMeta
 from ptyscan.engines import ReconstructionState, get_backend
 from ptyscan.engines.initial import initial_probe
-from ptyscan.engines.views import sample_pixel_m
 from ptyscan.errors import ParameterError
+from ptyscan.geometry import sample_pixel_m
 
 BK = get_backend("numpy", precision="double", threads=1)
 META = ScanMeta(shape=(16, 16), psize=(1e-4, 1e-4), energy=7.2, distance=7.0, center=(8.0, 8.0))

@@ -11,8 +11,8 @@ from _engine_helpers import model_probe, moonflower
 
 from ptyscan.engines import DM, EPIE, ML, get_backend
 from ptyscan.engines.operator import Operator
-from ptyscan.engines.views import sample_pixel_m, view_pixels
 from ptyscan.errors import ParameterError
+from ptyscan.geometry import sample_pixel_m, view_pixels
 from ptyscan.propagation import propagator_for
 
 
