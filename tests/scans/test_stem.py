@@ -349,34 +349,45 @@ def test_probe_aberrations_and_modes():
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "stem_empad.yaml"
 
 
-@pytest.mark.parametrize("command", ["prepare", "run"])
-def test_recipe_prepares_and_reconstructs_a_simulated_empad_file(tmp_path, capsys, command):
+def _run_recipe(tmp_path, command, n, dfile, *, numiter, frames_per_chunk=None):
+    """Simulate an n × n EMPAD scan (0.2 Å pixels, 0.6 Å steps, 50 Å underfocus) and give
+    it to ``ptyscan COMMAND recipes/stem_empad.yaml``; return (raw path, truth, exit code)."""
     from ptyscan.app.cli import main
-    from ptyscan.io import read_ptyd, read_ptyr
 
     raw = tmp_path / "stem_empad.raw"
-    simulate_stem_raw(
+    truth = simulate_stem_raw(
         raw,
-        n_slow=6,
-        n_fast=6,
+        n_slow=n,
+        n_fast=n,
         dx_angstrom=0.2,
         step_angstrom=0.6,
         aberrations_angstrom={"defocus": 50.0},
     )
     sets = {
         "scan.meas_params.path": raw,
-        "scan.pos_N_scan_slow": 6,
-        "scan.pos_N_scan_fast": 6,
-        "scan.dfile": tmp_path / "stem.ptyd",
+        "scan.pos_N_scan_slow": n,
+        "scan.pos_N_scan_fast": n,
+        "scan.dfile": tmp_path / dfile,
         "run.output_dir": tmp_path / "out",
-        "run.frames_per_chunk": 16,
-        "engines.0.numiter": 3,
-        "engines.1.numiter": 2,
+        "engines.0.numiter": numiter[0],
+        "engines.1.numiter": numiter[1],
     }
+    if frames_per_chunk is not None:
+        sets["run.frames_per_chunk"] = frames_per_chunk
     args = [command, str(RECIPE), "--no-progress"]
     for key, value in sets.items():
         args += ["--set", f"{key}={value}"]
-    assert main(args) == 0
+    return raw, truth, main(args)
+
+
+@pytest.mark.parametrize("command", ["prepare", "run"])
+def test_recipe_prepares_and_reconstructs_a_simulated_empad_file(tmp_path, capsys, command):
+    from ptyscan.io import read_ptyd, read_ptyr
+
+    raw, _, code = _run_recipe(
+        tmp_path, command, 6, "stem.ptyd", frames_per_chunk=16, numiter=(3, 2)
+    )
+    assert code == 0
     err = capsys.readouterr().err
     assert "StemScan calibration (dx): dx = 0.2000 Å" in err and "Rayleigh limit" in err
     prepared = read_ptyd(tmp_path / "stem.ptyd")
@@ -459,31 +470,10 @@ def _best_correlation(image, template):
 def test_reconstruction_of_the_simulated_empad_scan_finds_the_object(tmp_path):
     """DM + ML on the prepared frames recover the weak phase object (geometry, positions
     and orientation agree): its phase correlates with the truth, a transposed truth not."""
-    from ptyscan.app.cli import main
     from ptyscan.io import read_ptyr
 
-    raw = tmp_path / "stem_empad.raw"
-    truth = simulate_stem_raw(
-        raw,
-        n_slow=10,
-        n_fast=10,
-        dx_angstrom=0.2,
-        step_angstrom=0.6,
-        aberrations_angstrom={"defocus": 50.0},
-    )
-    args = ["run", str(RECIPE), "--no-progress"]
-    sets = {
-        "scan.meas_params.path": raw,
-        "scan.pos_N_scan_slow": 10,
-        "scan.pos_N_scan_fast": 10,
-        "scan.dfile": tmp_path / "s.ptyd",
-        "run.output_dir": tmp_path / "out",
-        "engines.0.numiter": 60,
-        "engines.1.numiter": 10,
-    }
-    for key, value in sets.items():
-        args += ["--set", f"{key}={value}"]
-    assert main(args) == 0
+    _, truth, code = _run_recipe(tmp_path, "run", 10, "s.ptyd", numiter=(60, 10))
+    assert code == 0
     obj = read_ptyr(tmp_path / "out" / "stem_empad.ptyr").object
     phase = np.angle(obj.reshape(-1, *obj.shape[-2:])[0])
     scanned = np.angle(truth["object"])[54 : 54 + 47, 54 : 54 + 47]  # the views' middles
