@@ -10,8 +10,10 @@ the FFT wrappers exist once. CuPy is imported only inside functions here, so
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,14 +36,33 @@ _PRECISIONS = {
 class ScipyFFT:
     """Unitary ``fft2``/``ifft2`` of the last two axes with scipy.fft and ``workers`` threads.
 
-    ``workers=None``: :func:`ptyscan.parallel.thread_count`.
+    ``workers=None``: :func:`ptyscan.parallel.thread_count`. :meth:`limited` lowers the
+    count for the calling thread only (block passes that already run one thread per core).
     """
 
     def __init__(self, workers: int | None = None):
         import scipy.fft
 
         self._fft = scipy.fft
-        self.workers = int(workers) if workers else thread_count()
+        self._workers = int(workers) if workers else thread_count()
+        self._local = threading.local()
+
+    @property
+    def workers(self) -> int:
+        return getattr(self._local, "workers", self._workers)
+
+    @workers.setter
+    def workers(self, value: int):
+        self._workers = int(value)
+
+    @contextlib.contextmanager
+    def limited(self, workers: int = 1):
+        """Within the block, FFTs called from this thread use at most ``workers`` threads."""
+        self._local.workers = min(int(workers), self._workers)
+        try:
+            yield self
+        finally:
+            del self._local.workers
 
     def __repr__(self):
         return f"scipy.fft(workers={self.workers})"

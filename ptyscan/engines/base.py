@@ -14,6 +14,7 @@ from ..geometry import centred_coordinates_px
 from ..parallel import SerialComm, local_rank, thread_count
 from ..params import ParamsModel, validate_params
 from . import ops
+from .blockpool import BlockPool
 from .params import EngineParams
 from .posref import amplitude_at, refine_positions, rms_shift_px
 from .residency import choose_residency
@@ -24,8 +25,8 @@ __all__ = ["Engine", "EngineParams"]
 log = logging.getLogger(__name__)
 
 _BLOCK_BYTES = {"numpy": 1 << 20, "cupy": 512 << 20}
-"""Complex wave bytes per block; NumPy: per FFT thread (measured best on 2 cores: one
-thread 1 MB, two threads 2 MB; larger blocks fall out of cache)."""
+"""Complex wave bytes per block; NumPy: each block runs on one core (:mod:`.blockpool`),
+1 MB measured best on 2 cores (larger blocks fall out of cache)."""
 
 
 class Engine(abc.ABC):
@@ -88,6 +89,7 @@ class Engine(abc.ABC):
         self.curiter = 0
         self._support = None
         self._seen_version = None
+        self._pool = BlockPool(self.backend)
 
     @classmethod
     def _validate(cls, params, kwargs):
@@ -297,9 +299,19 @@ class Engine(abc.ABC):
             * np.dtype(self.backend.complex_dtype).itemsize
         )
         budget = _BLOCK_BYTES.get(self.backend.name, 4 << 20)
-        if not self.backend.is_gpu:
-            budget *= max(1, int(self.backend.threads or 1))
         return max(1, budget // per_view)
+
+    def map_blocks(self, fn, read=(), accumulate=(), viewsets=None) -> list:
+        """``[fn(block, acc) for block in state.blocks(...)]`` on every CPU core.
+
+        See :class:`~.blockpool.BlockPool`: ``fn`` adds into ``acc`` (``accumulate`` or a
+        per-thread copy) and must not write shared state otherwise. One thread where a
+        view set streams from host memory.
+        """
+        st = self._state
+        streamed = any(vs.streamed for vs in (st.viewsets if viewsets is None else viewsets))
+        blocks = st.blocks(self.block_size, read=read, viewsets=viewsets)
+        return self._pool.run(blocks, fn, accumulate, parallel=not streamed)
 
     def support(self):
         """(sy, sx) real 0/1 probe support on the device, or None."""

@@ -91,8 +91,10 @@ class DM(Engine):
         st, bk = self._state, self.backend
         xp = bk.xp
         sums = xp.zeros(3, dtype=np.float64)
-        for blk in st.blocks(self.block_size, read=("data", "mask", "exit")):
-            sums += self._fourier_block(blk)
+        for part in self.map_blocks(
+            lambda blk, _: self._fourier_block(blk), read=("data", "mask", "exit")
+        ):
+            sums += part
         errs = self._global_means(bk.to_host(sums), st.n_views)
         return float(errs[0]), float(errs[1]), float(errs[2])
 
@@ -195,10 +197,13 @@ class DM(Engine):
             )
             num += cfact * src
             den += cfact
-        for blk in st.blocks(self.block_size, read=("exit",)):
+
+        def add(blk, acc):
             off = st.offsets(blk.vs, blk.sl)
-            st.operator.adjoint_object(blk["exit"], st.probe, off, num)
-            st.operator.object_norm(st.probe, off, den)
+            st.operator.adjoint_object(blk["exit"], st.probe, off, acc[0])
+            st.operator.object_norm(st.probe, off, acc[1])
+
+        self.map_blocks(add, read=("exit",), accumulate=(num, den))
         ops.allreduce(bk, self.comm, num)
         ops.allreduce(bk, self.comm, den)
         empty = den == 0
@@ -219,10 +224,13 @@ class DM(Engine):
         if self.comm.rank == 0:
             num += cfact * st.probe
             den += cfact
-        for blk in st.blocks(self.block_size, read=("exit",)):
+
+        def add(blk, acc):
             ov = st.operator.views(st.object, st.offsets(blk.vs, blk.sl))
-            st.operator.adjoint_probe(blk["exit"], ov, num)
-            st.operator.probe_norm(ov, den)
+            st.operator.adjoint_probe(blk["exit"], ov, acc[0])
+            st.operator.probe_norm(ov, acc[1])
+
+        self.map_blocks(add, read=("exit",), accumulate=(num, den))
         ops.allreduce(bk, self.comm, num)
         ops.allreduce(bk, self.comm, den)
         num /= xp.where(den > 0, den, 1)

@@ -185,8 +185,12 @@ class ML(Engine):
         g_o = xp.zeros_like(st.object)
         g_p = xp.zeros_like(st.probe)
         sums = xp.zeros(2, dtype=np.float64)  # data objective, Fourier error (frame sums)
-        for blk in st.blocks(self.block_size, read=("data", "mask")):
-            sums += self._gradient_block(blk, g_o, g_p)
+        for part in self.map_blocks(
+            lambda blk, acc: self._gradient_block(blk, *acc),
+            read=("data", "mask"),
+            accumulate=(g_o, g_p),
+        ):
+            sums += part
         sums = bk.to_host(sums)
         if self.params.ML_type == "poisson":
             sums[0] += sum(float(vs.cache["lgamma"].sum()) for vs in st.viewsets)
@@ -318,8 +322,10 @@ class ML(Engine):
         xp = bk.xp
         if self._fast_line and not exact:
             total = xp.zeros(1, dtype=np.float64)
-            for blk in st.blocks(self.block_size, read=("data", "mask")):
-                total += self._curvature_block(blk, h_o, h_p)
+            for part in self.map_blocks(
+                lambda blk, _: self._curvature_block(blk, h_o, h_p), read=("data", "mask")
+            ):
+                total += part
             curvature = bk.to_host(total).astype(np.float64)
             ops.allreduce(bk, self.comm, curvature)
             if p.reg_del2:
@@ -327,8 +333,10 @@ class ML(Engine):
             return np.array([loglik, slope, curvature[0]])
         degree = 8 if (exact or p.poly_line_coeffs == "all") and p.ML_type == "gaussian" else 2
         total = xp.zeros(degree + 1, dtype=np.float64)
-        for blk in st.blocks(self.block_size, read=("data", "mask")):
-            total += self._line_block(blk, h_o, h_p, degree)
+        for part in self.map_blocks(
+            lambda blk, _: self._line_block(blk, h_o, h_p, degree), read=("data", "mask")
+        ):
+            total += part
         coeffs = bk.to_host(total).astype(np.float64)
         ops.allreduce(bk, self.comm, coeffs)
         if p.reg_del2:

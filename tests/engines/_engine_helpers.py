@@ -62,13 +62,22 @@ def coverage(scan, state, probe=None):
 def object_error(scan, state, obj=None, *, fraction=0.1):
     """Normalised error of the object where the illumination exceeds ``fraction`` of its max.
 
-    Removes the ambiguities ptychography cannot fix: a global complex factor and a
-    linear phase ramp (compensated by the probe). Returns ||a·O·ramp - T||² / ||T||².
+    See :func:`error_against_truth`; the truth is placed on the state's grid through the
+    views' corners.
     """
     obj = state.object_host[0] if obj is None else obj
     truth = aligned_true_object(scan, state)
     cov = coverage(scan, state)
-    region = (cov > fraction * cov.max()) & np.isfinite(truth)
+    return error_against_truth(obj, truth, cov > fraction * cov.max())
+
+
+def error_against_truth(obj, truth, region):
+    """||a·O·ramp - T||² / ||T||² over ``region`` (and where ``truth`` is finite).
+
+    Removes the ambiguities ptychography cannot fix: a global complex factor ``a`` and a
+    linear phase ramp (compensated by the probe).
+    """
+    region = region & np.isfinite(truth)
     ratio = np.where(region, obj * np.conj(np.nan_to_num(truth)), 0)
     gy = np.angle(np.sum(ratio[1:] * np.conj(ratio[:-1])))
     gx = np.angle(np.sum(ratio[:, 1:] * np.conj(ratio[:, :-1])))

@@ -1,0 +1,71 @@
+"""The engine benchmarks' own arithmetic: the FFT bound, the CPU verdicts, and the object
+error bench_vs_ptypy applies to both codes (timings themselves are not tested)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+from _engine_helpers import error_against_truth
+from _mpi_launch import ROOT
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cpu_case_reports_its_fft_bound_and_verdicts(capsys):
+    bench = _load("bench_engines")
+    rows = [bench.run_case(e, 20, 2, "numpy", shape=32) for e in ("DM", "ML")]
+    for row in rows:
+        assert row["fft_bound_s"] > 0
+        assert row["over_fft_bound"] == row["s_per_iteration"] / row["fft_bound_s"]
+    for r in rows:
+        r["over_dm"] = r["s_per_iteration"] / rows[0]["s_per_iteration"]
+    bench._cpu_targets(rows)
+    out = capsys.readouterr().out
+    assert "CPU target DM 20 frames of 32²" in out and "the FFT bound (target <= 2.5)" in out
+    assert "CPU target ML 20 frames of 32²" in out and "x DM (target <= 1.6)" in out
+    assert rows[1]["target"]["met"] == (rows[1]["over_dm"] <= 1.6)
+
+
+def test_error_against_truth_ignores_factor_and_ramp_but_not_a_change():
+    rng = np.random.default_rng(1)
+    truth = np.exp(1j * rng.normal(0, 0.3, (40, 50))) * (1 + 0.1 * rng.random((40, 50)))
+    ys, xs = np.mgrid[0:40, 0:50]
+    rec = 2.5 * np.exp(0.7j) * truth * np.exp(1j * (0.02 * ys - 0.03 * xs))
+    region = np.zeros((40, 50), bool)
+    region[5:35, 5:45] = True
+    assert error_against_truth(rec, truth, region) < 1e-20
+    bad = rec.copy()
+    bad[20, 20] *= 2
+    assert error_against_truth(bad, truth, region) > 1e-4
+
+
+def test_vs_ptypy_places_each_code_on_the_truth_through_its_own_corners(tmp_path):
+    """A reconstruction whose grid is the truth's shifted by (3, -2) pixels, with its
+    views listed in another order, scores the error of its values alone."""
+    bench = _load("bench_vs_ptypy")
+    rng = np.random.default_rng(2)
+    truth = np.exp(1j * rng.normal(0, 0.3, (60, 60)))
+    corners = np.array([[10, 10], [10, 20], [20, 10], [20, 20]])
+    coords = corners * 1e-7
+    probe = np.ones((16, 16), np.complex64)
+    np.save(tmp_path / "probe.npy", probe)
+    np.savez(tmp_path / "truth.npz", object=truth, corners=corners, coords=coords)
+    rec = np.full((70, 70), 1 + 0j)
+    rec[3:63, 0:58] = truth[:, 2:]  # rec[y, x] = truth[y - 3, x + 2]
+    order = [2, 0, 3, 1]
+    np.savez(
+        tmp_path / "rec.npz", object=rec, corners=corners[order] + [3, -2], coords=coords[order]
+    )
+    args = (tmp_path / "rec.npz", tmp_path / "truth.npz", tmp_path / "probe.npy")
+    assert bench.object_error(*args) < 1e-20
+    rec[25, 15] += 0.5
+    np.savez(
+        tmp_path / "rec.npz", object=rec, corners=corners[order] + [3, -2], coords=coords[order]
+    )
+    assert bench.object_error(*args) > 1e-4
