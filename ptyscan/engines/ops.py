@@ -36,9 +36,11 @@ def abs2(xp, x):
 def vdot_real(xp, a, b) -> float:
     """``Re <a, b>`` (sum over all elements) as a Python float.
 
-    NumPy: BLAS dot products over blocks of 64 Ki numbers (complex arrays as their
-    interleaved real views), the block results summed in float64 (a block that
-    overflows float32 is redone in float64); elsewhere a float64 reduction.
+    NumPy: ``einsum`` sums of products over blocks of 64 Ki numbers (complex arrays as
+    their interleaved real views), the block results summed in float64 (a block that
+    overflows float32 is redone in float64); elsewhere a float64 reduction. Not BLAS:
+    a threaded BLAS dot (OpenBLAS) on a busy machine, or called from the engines' block
+    threads, was measured 50x slower than one thread (threads spinning for cores).
     """
     if xp is np and a.dtype == b.dtype and a.shape == b.shape:
         fa = np.ascontiguousarray(a).reshape(-1)
@@ -47,9 +49,10 @@ def vdot_real(xp, a, b) -> float:
             fa, fb = fa.view(fa.real.dtype), fb.view(fb.real.dtype)
         total = 0.0
         for i in range(0, fa.size, 1 << 16):
-            part = float(np.dot(fa[i : i + (1 << 16)], fb[i : i + (1 << 16)]))
+            part = float(np.einsum("i,i->", fa[i : i + (1 << 16)], fb[i : i + (1 << 16)]))
             if not np.isfinite(part):  # float32 overflow: redo this block in float64
-                part = float(np.dot(fa[i : i + (1 << 16)].astype(float), fb[i : i + (1 << 16)]))
+                block = fa[i : i + (1 << 16)].astype(float)
+                part = float(np.einsum("i,i->", block, fb[i : i + (1 << 16)].astype(float)))
             total += part
         return total
     if xp.iscomplexobj(a) or xp.iscomplexobj(b):
