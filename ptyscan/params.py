@@ -120,6 +120,9 @@ def format_validation_error(exc: ValidationError, *, model, prefix: str = "") ->
             valid = ", ".join(sorted(owner.model_fields)) if owner and not hint else ""
             if valid:
                 tail = f"; valid keys: {valid}"
+            told = getattr(owner, "KEY_HINTS", {}).get(loc[-1])
+            if told:  # a key other models of the kind have: say which
+                tail = f"; {told}"
             lines.append(f"{path}: unknown key{tail}")
             continue
         msg = err["msg"]
