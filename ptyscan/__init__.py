@@ -19,6 +19,7 @@ from .chunk import EOS, WAIT, Chunk, ScanMeta  # noqa: E402
 from .errors import PtyScanError, RecipeError  # noqa: E402
 from .recipe import Recipe, load_recipe  # noqa: E402
 from .scan import PtyScan, PtyScanParams  # noqa: E402
+from .scan_params import SyntheticScanParams  # noqa: E402
 
 __all__ = [
     "EOS",
@@ -30,6 +31,7 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "ScanMeta",
+    "SyntheticScanParams",
     "__version__",
     "load_recipe",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "PtydError",
     "RecipeError",
     "ScanError",
+    "UnsupportedError",
     "closest_name",
     "short_repr",
 ]
@@ -77,6 +78,11 @@ class PeerError(ScanError):
 
 class PtydError(PtyScanError, OSError):
     """A ``.ptyd`` file is missing, malformed or cannot be written."""
+
+
+class UnsupportedError(PtyScanError, NotImplementedError):
+    """A part of another package's interface that ptyscan does not provide (such as
+    ptypy's ``Ptycho`` reconstruction object); the message names what to use instead."""
 
 
 class BackendError(PtyScanError, RuntimeError):

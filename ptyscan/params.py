@@ -37,10 +37,13 @@ __all__ = [
     "checked_by",
     "closest_name",
     "describe_fields",
+    "existing_input",
     "format_validation_error",
     "is_int",
     "plain",
+    "recipe_dir",
     "resolve_input_path",
+    "searched_paths",
     "short_repr",
     "validate_params",
 ]
@@ -120,6 +123,9 @@ def format_validation_error(exc: ValidationError, *, model, prefix: str = "") ->
             valid = ", ".join(sorted(owner.model_fields)) if owner and not hint else ""
             if valid:
                 tail = f"; valid keys: {valid}"
+            told = getattr(owner, "KEY_HINTS", {}).get(loc[-1])
+            if told:  # a key other models of the kind have: say which
+                tail = f"; {told}"
             lines.append(f"{path}: unknown key{tail}")
             continue
         msg = err["msg"]
@@ -190,10 +196,36 @@ def resolve_input_path(value, base_dir):
     return path
 
 
+def searched_paths(value, base_dir) -> list[str]:
+    """The absolute paths where input ``value`` is looked for, in order: next to the
+    recipe (``base_dir``), then in the working directory; an absolute path alone."""
+    path = os.path.expanduser(os.fspath(value))
+    if base_dir is None or os.path.isabs(path):
+        return [os.path.abspath(path)]
+    return [os.path.normpath(os.path.join(base_dir, path)), os.path.abspath(path)]
+
+
+def recipe_dir(info: ValidationInfo | None):
+    """The recipe's folder a validator was given (``validate_params(base_dir=)``), or None."""
+    return ((info.context if info is not None else None) or {}).get("base_dir")
+
+
+def existing_input(value, info: ValidationInfo | None) -> str:
+    """:func:`resolve_input_path` in a validator (the recipe's folder from its context);
+    a ValueError naming every path searched when the file or folder is in none of them."""
+    base_dir = recipe_dir(info)
+    found = resolve_input_path(value, base_dir)
+    if not os.path.exists(found):
+        raise ValueError(
+            f"no such file or folder (searched {', '.join(searched_paths(value, base_dir))})"
+        )
+    return found
+
+
 def _input_path(value, info: ValidationInfo):
     if value is not None and not isinstance(value, str | os.PathLike):
         raise ValueError(f"must be a file path (text), got {short_repr(value)}")
-    return resolve_input_path(value, (info.context or {}).get("base_dir"))
+    return resolve_input_path(value, recipe_dir(info))
 
 
 def is_int(value) -> bool:

@@ -90,7 +90,7 @@ class PtyScan:
         self.recorded_meta: dict = {}
         self.positions = None
         self.weight2d = None
-        self.seed = self.info.seed
+        self.seed = getattr(self.info, "seed", None)  # synthetic and seeded scans only
         self.is_initialized = False
         self._raw_center = None
         self._center = None
@@ -182,7 +182,8 @@ class PtyScan:
         self.is_initialized = True
         if self.comm.rank == 0:
             n = "unknown" if self.num_frames is None else self.num_frames
-            random = self.SYNTHETIC or self.info.add_poisson_noise  # else the seed means nothing
+            noise = getattr(self.params, "add_poisson_noise", False)
+            random = self.SYNTHETIC or noise  # else the seed means nothing
             what = (
                 type(self).__name__,
                 n,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
 
 from .params import Pair, ParamsModel, PositionsArray, PositiveFloat, Shape2, short_repr
 
-__all__ = ["CENTER_NAMES", "PtyScanParams"]
+__all__ = ["CENTER_NAMES", "PtyScanParams", "SeededScanParams", "SyntheticScanParams"]
 
 CENTER_NAMES = ("fftshift", "geometric", "fft")
 
@@ -57,8 +57,23 @@ Orientation = Annotated[int | None, BeforeValidator(_orientation)]
 Center = Annotated[str | tuple[float, float] | None, BeforeValidator(_center)]
 
 
+_SYNTHETIC_ONLY = (
+    "only scans that simulate their frames have it (MoonFlowerScan, QuickScan, SimScan, "
+    "ptypy loaders, plugins with Params from SyntheticScanParams); remove it for measured data"
+)
+
+
 class PtyScanParams(ParamsModel):
-    """Parameters of :class:`ptyscan.PtyScan` (ptypy's names, defaults and units)."""
+    """Parameters of :class:`ptyscan.PtyScan` (ptypy's names, defaults and units).
+
+    Measured data have no ``add_poisson_noise`` or ``seed``: those are in
+    :class:`SyntheticScanParams` (and ``seed`` alone in :class:`SeededScanParams`).
+    """
+
+    KEY_HINTS: ClassVar[dict[str, str]] = {
+        "add_poisson_noise": f"add_poisson_noise: {_SYNTHETIC_ONLY}",
+        "seed": f"seed: {_SYNTHETIC_ONLY}",
+    }
 
     name: str = "PtyScan"
     """Scan class name, as given to ``ptyscan.scans.get_scan``."""
@@ -109,10 +124,6 @@ class PtyScanParams(ParamsModel):
     """Photon energy in keV."""
     propagation: Literal["farfield", "nearfield"] = "farfield"
     """Propagation regime recorded in meta."""
-    add_poisson_noise: bool = False
-    """Add Poisson noise to simulated data (synthetic scans)."""
-    seed: int | None = Field(None, ge=0)
-    """Random seed for anything random (noise); None draws one and records it in ``info``."""
 
     @field_validator("rebin")
     @classmethod
@@ -142,3 +153,17 @@ class PtyScanParams(ParamsModel):
                 f"must contain one integer placeholder such as '.chunk%02d', got {value!r}"
             ) from None
         return value
+
+
+class SeededScanParams(PtyScanParams):
+    """:class:`PtyScanParams` plus ``seed``, for scans that draw random numbers."""
+
+    seed: int | None = Field(None, ge=0)
+    """Random seed for anything random (noise); None draws one and records it in ``info``."""
+
+
+class SyntheticScanParams(SeededScanParams):
+    """Parameters of scans that simulate their frames: ``seed`` and ``add_poisson_noise``."""
+
+    add_poisson_noise: bool = False
+    """Add Poisson noise to simulated data (synthetic scans)."""

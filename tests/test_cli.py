@@ -268,3 +268,46 @@ def test_python_dash_m_ptyscan_is_the_command():
     )
     assert out.returncode == 0, out.stderr
     assert "MoonFlowerScan" in out.stdout
+
+
+SYNTHETIC = {"MoonFlowerScan", "QuickScan", "SimScan"}
+OWN_SCHEMA = {"plugin", "ptypy"}  # their schema is the file/class keys; the class has the rest
+
+
+def _schema_keys(capsys, name):
+    assert main(["schema", name]) == 0
+    out = capsys.readouterr().out
+    return set(re.findall(r"^\s+(\w+)\s+= ", out, re.MULTILINE))
+
+
+@pytest.mark.parametrize("name", sorted(set(available_scans()) - OWN_SCHEMA))
+def test_noise_and_seed_are_keys_of_synthetic_scans_only(capsys, name):
+    keys = _schema_keys(capsys, name)
+    assert "energy" in keys  # the schema was read
+    synthetic = name in SYNTHETIC
+    assert ("add_poisson_noise" in keys) is synthetic
+    # StemScan keeps seed for its own meas_add_poisson_noise and simulated positions
+    assert ("seed" in keys) is (synthetic or name == "StemScan")
+
+
+def test_noise_and_seed_on_measured_data_are_unknown_keys_with_a_hint(tmp_path, capsys):
+    recipe = tmp_path / "beamline.yaml"
+    recipe.write_text(
+        "scan:\n  name: Hdf5Loader\n  seed: 3\n  add_poisson_noise: true\n"
+        f"run: {{output_dir: {tmp_path / 'out'}}}\n",
+        encoding="utf-8",
+    )
+    assert main(["run", str(recipe)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"error: 2 problems in {recipe}:"
+    hint = "only scans that simulate their frames have it (MoonFlowerScan, QuickScan, SimScan"
+    for line, key in zip(lines[1:], ("seed", "add_poisson_noise"), strict=True):
+        assert line.startswith(f"  scan.{key}: unknown key; {key}: {hint}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_ptypy_loaders_keep_ptypys_add_poisson_noise():
+    from ptyscan.compat.ptypy.core.data import PtyScan as PtypyStyle
+
+    assert PtypyStyle.DEFAULT["add_poisson_noise"] is False
+    assert "seed" in PtypyStyle.DEFAULT

@@ -102,7 +102,7 @@ def _plugin(tmp_path, **kw):
             "    def load(self, indices):\n"
             "        return {int(i): np.full((8, 8), i, np.float32) for i in indices}, {}, {}\n"
         )
-    return get_scan("plugin")(file=str(path), shape=8, seed=2, **kw)
+    return get_scan("plugin")(file=str(path), shape=8, **kw)  # measured-like: no seed
 
 
 PTYPY_RAMP = """

@@ -138,9 +138,9 @@ class EngineParams(ParamsModel):
     probe_mode_powers: list[float] | None = None
     """Relative power of each probe mode (K numbers, normalised); None: 5 % per extra mode."""
     start_from: InputPath = None
-    """A .ptyr result to start from (ours, or ptypy's ``save_run`` file): its probe
-    (unless ``probe`` is given) and, where it overlaps this scan, its object (same
-    sample pixel size required)."""
+    """A result to start from (ours, ptypy's ``save_run`` .ptyr or PtyRAD's model .hdf5,
+    told apart by content): its probe (unless ``probe`` is given) and, where it overlaps
+    this scan, its object (same sample pixel size required)."""
     object_modes: int = Field(1, ge=1)
     """M, incoherent object modes."""
     object_margin_px: int = Field(4, ge=0)

@@ -10,6 +10,7 @@ may use it.
 - :mod:`~ptyscan.io.ptyd_format`, :mod:`~ptyscan.io.ptyd_write`,
   :mod:`~ptyscan.io.ptyd_read`: the ``.ptyd`` layout, its writer and reader.
 - :mod:`~ptyscan.io.results`, :mod:`~ptyscan.io.plots`: ``.ptyr`` results and PNGs.
+- :mod:`~ptyscan.io.ptyrad`: PtyRAD's model files (positions, a result to start from).
 - :mod:`~ptyscan.io.sinks`: the writer interface; a new format is one module.
 - :mod:`~ptyscan.io.exports`: CXI/NeXus, ptypy's ``.ptyr``, npz and TIFF results.
 """

@@ -3,7 +3,8 @@
 Every node carries a ``type`` attribute: ``dict`` groups; ``array``, ``scalar``,
 ``string``, ``None`` (a float64 (1,) placeholder) and ``arraylist`` datasets;
 ``list``/``tuple`` groups with ``00000``-style keys. Writing and reading follow
-it so that ptypy reads our files and we read ptypy's.
+it so that ptypy reads our files and we read ptypy's. :func:`dataset_names` lists
+every dataset of a file (for messages that say what is there).
 """
 
 from __future__ import annotations
@@ -18,9 +19,19 @@ import numpy as np
 
 from ..errors import PtydError
 
-__all__ = ["read_typed", "set_type", "write_typed"]
+__all__ = ["dataset_names", "read_typed", "set_type", "write_typed"]
 
 logger = logging.getLogger(__name__)
+
+
+def dataset_names(handle) -> list[str]:
+    """Paths of every dataset below the open HDF5 file or group ``handle``."""
+    names = []
+    handle.visititems(
+        lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
+    )
+    return names
+
 
 _SLASH = "_SLASH_"
 _NUMERIC = "biufc"

@@ -246,13 +246,20 @@ def _read_latency(f) -> dict | None:
 
 
 def read_result(path) -> Result:
-    """A result to start from: our ``.ptyr``, or ptypy's (:func:`read_ptypy_result`)."""
+    """A result to start from, told apart by content (not by name): our ``.ptyr``,
+    ptypy's (:func:`read_ptypy_result`) or PtyRAD's model file
+    (:func:`ptyscan.io.ptyrad.read_ptyrad_result`)."""
+    from .ptyrad import is_ptyrad_result, read_ptyrad_result
+
     path = Path(path)
     if path.is_file() and h5py.is_hdf5(path):
         with h5py.File(path, "r") as f:
             ptypy = "content" in f and "header" in f
+            ptyrad = is_ptyrad_result(f)
         if ptypy:
             return read_ptypy_result(path)
+        if ptyrad:
+            return read_ptyrad_result(path)
     return read_ptyr(path)
 
 

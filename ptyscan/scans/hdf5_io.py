@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from ..errors import ScanError
+from ..io.h5typed import dataset_names
 from ..params import closest_name
 
 try:  # registers the Eiger compression filters with HDF5
@@ -93,14 +94,6 @@ class H5Files:
             if handle.id.valid:
                 handle.close()
         self._files.clear()
-
-
-def dataset_names(handle) -> list[str]:
-    names = []
-    handle.visititems(
-        lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
-    )
-    return names
 
 
 def _file_key(where):

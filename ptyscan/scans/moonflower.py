@@ -23,7 +23,7 @@ from ..geometry import check_object_extent, check_sample_pixel, farfield_sample_
 from ..parallel import thread_count
 from ..params import PositiveFloat, Shape2
 from ..scan import PtyScan
-from ..scan_params import PtyScanParams
+from ..scan_params import SyntheticScanParams
 from ..simulate import focused_probe, moonflower_object, positions_by_model
 
 __all__ = ["MoonFlowerParams", "MoonFlowerScan", "QuickParams", "QuickScan"]
@@ -32,7 +32,7 @@ __all__ = ["MoonFlowerParams", "MoonFlowerScan", "QuickParams", "QuickScan"]
 _MAX_DENSITY = 10  # steps of ten fields of view: far beyond any overlap
 
 
-class MoonFlowerParams(PtyScanParams):
+class MoonFlowerParams(SyntheticScanParams):
     """Parameters of :class:`MoonFlowerScan`."""
 
     name: str = "MoonFlowerScan"

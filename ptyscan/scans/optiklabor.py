@@ -37,6 +37,8 @@ from ..params import (
     Pair,
     PositiveFloat,
     check_finite_nonzero,
+    existing_input,
+    recipe_dir,
 )
 from ..scan import PtyScan
 from ..scan_params import Center, Orientation, PtyScanParams
@@ -69,7 +71,8 @@ class FliSpecParams(PtyScanParams):
     """SPEC scan number of the dark frames; None: no dark subtraction."""
     log_file_pattern: str = "%(base_path)sspec/dat-files/spec_started_2013_11_21_1659.dat"
     """Path of the SPEC log file, ``%``-formatted with base_path, scan_dir, scan_number,
-    dark_number."""
+    dark_number. A relative result is looked for next to the recipe, then in the
+    working directory (as every input path; the three patterns alike)."""
     data_dir_pattern: str = "%(base_path)s%(scan_dir)sS%(scan_number)05d/"
     """Folder of the scan's ``.raw`` files (same formatting)."""
     dark_dir_pattern: str = "%(base_path)s%(scan_dir)sS%(dark_number)05d/"
@@ -118,14 +121,26 @@ class FliSpecParams(PtyScanParams):
         if info.field_name == "dark_dir_pattern" and values["dark_number"] is None:
             return value
         try:
-            value % values
+            path = value % values
         except (KeyError, ValueError, TypeError) as exc:
             raise ValueError(
                 f"must be a %-pattern using only %(base_path)s, %(scan_dir)s, "
                 f"%(scan_number)05d, %(dark_number)05d ({exc!r} with the values given), "
                 f"got {value!r}"
             ) from None
-        return value
+        return _relative_to_recipe(value, path, info)
+
+
+def _relative_to_recipe(pattern, path, info):
+    """A pattern whose path is relative, in a recipe: the path is looked for next to the
+    recipe, then in the working directory, and must be in one (the error names both);
+    found next to the recipe, the pattern gets the recipe's folder in front."""
+    base_dir = recipe_dir(info)
+    if base_dir is None or os.path.isabs(os.path.expanduser(path)):
+        return pattern
+    if existing_input(path, info) == path:  # only in the working directory
+        return pattern
+    return os.path.join(base_dir.replace("%", "%%"), pattern)
 
 
 def read_fli_raw(path, *, exp_key="exp_time"):

@@ -37,7 +37,7 @@ from ..parallel import thread_count
 from ..params import OptionalShape2, Shape2, checked_by, short_repr
 from ..propagation import FarField, NearField
 from ..scan import PtyScan
-from ..scan_params import PtyScanParams
+from ..scan_params import SyntheticScanParams
 from ..simulate.build import build_object, build_positions, build_probe
 from ..simulate.config import IlluminationParams, SampleParams, SignedPair, XYParams
 from ..simulate.detectors import detect, detector_model, gap_mask
@@ -77,7 +77,7 @@ def _psf(value):
     )
 
 
-class SimScanParams(PtyScanParams):
+class SimScanParams(SyntheticScanParams):
     """Parameters of :class:`SimScan` (ptypy's SimScan, plus electron and detector options)."""
 
     name: str = "SimScan"

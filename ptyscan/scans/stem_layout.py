@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 
 from ..errors import ScanError
+from ..io.ptyrad import ptyrad_positions_px
 from ..simulate.aberrations import normalize_aberrations
 from ..simulate.electron import ANGSTROM_M, electron_probe
 from ..simulate.modes import mixed_state_probe
-from .hdf5_io import dataset_names
 
 __all__ = [
     "Layout",
@@ -27,26 +26,6 @@ __all__ = [
     "ptyrad_positions_px",
     "raster_positions_angstrom",
 ]
-
-PTYRAD_POSITIONS = ("model_attributes/crop_pos", "optimizable_tensors/probe_pos_shifts")
-"""A PtyRAD result's positions: the view corners (px) plus their refined shifts (px)."""
-
-
-def ptyrad_positions_px(path, *, where="scan.pos_params"):
-    """``crop_pos + probe_pos_shifts`` ``(N, 2)`` (y, x) in pixels of dx from a PtyRAD
-    hdf5 result (as PtyRAD's own ``pos_source: PtyRAD`` reads them)."""
-    if not isinstance(path, str) or not h5py.is_hdf5(path):
-        raise ScanError(f"{where}: got {path!r}; expected the path of a PtyRAD .hdf5 result")
-    with h5py.File(path, "r") as f:
-        missing = [k for k in PTYRAD_POSITIONS if not isinstance(f.get(k), h5py.Dataset)]
-        if missing:
-            names = dataset_names(f)
-            raise ScanError(
-                f"{where}: {path} has no {', '.join(missing)}; expected a PtyRAD result "
-                f"(datasets there: {', '.join(names[:20]) or 'none'})"
-            )
-        pos = f[PTYRAD_POSITIONS[0]][()] + f[PTYRAD_POSITIONS[1]][()]
-    return np.asarray(pos, np.float64).reshape(-1, 2)
 
 
 @dataclass(frozen=True)

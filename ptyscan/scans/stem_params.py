@@ -17,7 +17,7 @@ from ..geometry import STEM_CALIBRATION_MODES
 from ..params import InputPath, OptionalShape2, ParamsModel, short_repr
 from ..preprocess.electron import NEG_MODES, NORM_MODES
 from ..preprocess.electron_stats import PAD_TYPES
-from ..scan_params import PtyScanParams
+from ..scan_params import SeededScanParams
 from ..simulate.config import Aberrations
 from ..simulate.modes import mode_fractions
 
@@ -215,7 +215,7 @@ def _crop(value):
 FlipT = Annotated[tuple[int, int, int] | None, BeforeValidator(_flip_t)]
 
 
-class StemScanParams(PtyScanParams):
+class StemScanParams(SeededScanParams):
     """Parameters of :class:`StemScan`: PtyRAD's ``init_params`` (names, meanings, units).
 
     ``energy``, ``psize`` and ``distance`` are set from the physics: meta gets the photon

@@ -11,7 +11,14 @@ import math
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from ptyscan.params import (
     OptionalPair,
@@ -20,6 +27,7 @@ from ptyscan.params import (
     PositionsArray,
     PositiveFloat,
     checked_by,
+    existing_input,
     short_repr,
 )
 from ptyscan.simulate.aberrations import normalize_aberrations
@@ -108,9 +116,11 @@ def _steps(value):
 
 
 def _model_name(allowed):
-    def check(value):
-        if value in allowed or (isinstance(value, str) and value.lower().endswith(FILE_SUFFIXES)):
+    def check(value, info: ValidationInfo):
+        if value in allowed:
             return value
+        if isinstance(value, str) and value.lower().endswith(FILE_SUFFIXES):
+            return existing_input(value, info)  # next to the recipe, else the working dir
         names = ", ".join(repr(a) for a in allowed)
         raise ValueError(
             f"must be one of {names} or an image/array file path, got {short_repr(value)}"
@@ -230,7 +240,8 @@ class IlluminationParams(ParamsModel):
     model: Annotated[str | None, BeforeValidator(_model_name(ILLUMINATION_MODELS))] = None
     """None: a plane wave through ``aperture`` then ``propagation`` (ptypy); 'fzp': a
     zone plate (``fzp``); 'electron': a 4D-STEM probe (``electron``; needs
-    ``electron_data``); or a .npy/HDF5 file holding a complex probe (modes allowed)."""
+    ``electron_data``); or a .npy/HDF5 file holding a complex probe (modes allowed),
+    relative: next to the recipe, else in the working directory."""
     key: str | None = None
     """Dataset of an HDF5 ``model`` file."""
     photons: PositiveFloat = 1e8
@@ -274,7 +285,8 @@ class SampleParams(ParamsModel):
 
     model: Annotated[str | None, BeforeValidator(_model_name(SAMPLE_MODELS))] = "moonflower"
     """'moonflower' (procedural), 'random' (smooth random maps), 'flat'/None (``fill``), or
-    an image file (.npy, HDF5 with ``key``, PNG/TIFF, EDF)."""
+    an image file (.npy, HDF5 with ``key``, PNG/TIFF, EDF), relative: next to the recipe,
+    else in the working directory."""
     key: str | None = None
     """Dataset of an HDF5 image file."""
     fill: ComplexPair = (1.0, 0.0)

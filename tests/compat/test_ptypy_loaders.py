@@ -185,3 +185,52 @@ def test_ptyscan_run_with_a_ptypy_loader_and_a_ptypy_engine_block(files, tmp_pat
     )
     res = read_ptyr(run_recipe(recipe).result)
     assert len(res.indices) == N_FRAMES and res.meta["energy"] == 8.7
+
+
+PTYCHO_SCRIPT = '''
+"""A ptypy script's habit inside a loader: build a Ptycho in load_positions."""
+
+from ptypy.core import Ptycho
+from ptypy.core.data import PtyScan
+
+
+class MakesPtycho(PtyScan):
+    """
+    Defaults:
+
+    [name]
+    default = MakesPtycho
+    type = str
+    help =
+    """
+
+    def load_positions(self):
+        Ptycho(self.info, level=5)
+'''
+
+
+def test_a_ptycho_call_is_one_line_and_exit_2_from_the_cli(tmp_path):
+    """ptypy's Ptycho() is a PtyScanError (UnsupportedError): `ptyscan run` prints one line
+    naming what to use instead and exits 2, with no traceback and no result written."""
+    from test_cli import run_cli
+
+    from ptyscan.compat.ptypy.core import Ptycho
+    from ptyscan.errors import PtyScanError, UnsupportedError
+
+    with pytest.raises(UnsupportedError) as err:
+        Ptycho()
+    assert isinstance(err.value, PtyScanError) and isinstance(err.value, NotImplementedError)
+    (tmp_path / "makes_ptycho.py").write_text(PTYCHO_SCRIPT, encoding="utf-8")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "scan: {name: ptypy, file: makes_ptycho.py, shape: 8}\n"
+        "engines: [{name: DM, numiter: 1}]\n"
+        f"run: {{output_dir: {tmp_path / 'out'}, progress: false, backend: numpy}}\n",
+        encoding="utf-8",
+    )
+    done = run_cli("-q", "run", recipe)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ptypy.core.Ptycho:"), done.stderr
+    assert "ptyscan run recipe.yaml" in lines[0] and "Traceback" not in done.stderr
+    assert not list((tmp_path / "out").rglob("*.ptyr"))

@@ -517,3 +517,44 @@ def test_engines_reconstruct_a_simulated_near_field_scan(tmp_path):
     error = np.linalg.norm(scale * r - t) / np.linalg.norm(t)
     assert area.sum() > 10000
     assert error < 0.08, f"normalised object error {error:.3f}"
+
+
+def test_image_files_are_found_next_to_the_recipe_then_the_working_directory(
+    tmp_path, monkeypatch
+):
+    """sample.model / illumination.model files resolve as every recipe input path."""
+    beamtime, elsewhere = tmp_path / "beamtime", tmp_path / "elsewhere"
+    beamtime.mkdir()
+    elsewhere.mkdir()
+    image = np.zeros((40, 40))
+    image[10:30, 10:30] = 1.0
+    np.save(beamtime / "square.npy", image)
+    probe = np.ones((32, 32), np.complex128) * np.exp(1j * np.linspace(0, 1, 32))[None]
+    np.save(elsewhere / "probe.npy", probe)  # only in the working directory
+    scan = {
+        "name": "SimScan",
+        "shape": 32,
+        "seed": 1,
+        "detector": None,
+        "xy": {"model": "raster", "steps": 4, "spacing": 4 * PIXEL_32, "extent": None},
+        "sample": {"model": "square.npy"},
+        "illumination": {"model": "probe.npy"},
+    }
+    (beamtime / "sim.yaml").write_text(yaml.safe_dump({"scan": scan}))
+    monkeypatch.chdir(elsewhere)
+    recipe = load_recipe(beamtime / "sim.yaml")
+    assert recipe.scan.sample.model == str(beamtime / "square.npy")
+    assert recipe.scan.illumination.model == "probe.npy"
+    made = recipe.make_scan()
+    direct = small(sample={"model": str(beamtime / "square.npy")})
+    np.testing.assert_array_equal(made.true_object, direct.true_object)
+    np.testing.assert_allclose(made.true_probe[0], probe * made.true_probe[0, 0, 0] / probe[0, 0])
+    # in neither place: one line naming the key and both paths searched
+    scan["sample"]["model"] = "gone.npy"
+    (beamtime / "sim.yaml").write_text(yaml.safe_dump({"scan": scan}))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(beamtime / "sim.yaml")
+    assert info.value.problems == [
+        f"scan.sample.model: no such file or folder (searched {beamtime / 'gone.npy'}, "
+        f"{elsewhere / 'gone.npy'}), got 'gone.npy'"
+    ]

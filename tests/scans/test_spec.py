@@ -4,10 +4,11 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+import yaml
 from _helpers import drain
 
 from ptyscan import EOS, WAIT
-from ptyscan.errors import RecipeError, ScanError
+from ptyscan.errors import RecipeError, ScanError, short_repr
 from ptyscan.geometry import photon_energy_kev
 from ptyscan.scans.optiklabor import FliSpecScanMultexp, merge_exposures, read_fli_raw
 from ptyscan.scans.spec import SpecInfo
@@ -322,3 +323,52 @@ def test_a_date_never_stops_the_file(tmp_path, caplog, date, expected):
         ]
     else:
         assert warned == []
+
+
+def test_patterns_resolve_next_to_the_recipe_then_the_working_directory(tmp_path, monkeypatch):
+    """A relative base_path (any relative pattern) is looked for next to the recipe, then
+    in the working directory; in neither, each pattern's error names both paths."""
+    from ptyscan.recipe import load_recipe
+
+    beamtime, elsewhere = tmp_path / "beamtime", tmp_path / "elsewhere"
+    intensity = fli_setup(beamtime / "exp")
+    fli_setup(elsewhere / "cwd_exp")
+    scan = {
+        "name": "FliSpecScanMultexp",
+        "base_path": "exp/",
+        "shape": list(FRAME),
+        "orientation": None,
+        "center": "fftshift",
+        "hdr_thresholds": [0, 70000],
+    }
+    (beamtime / "fli.yaml").write_text(yaml.safe_dump({"scan": scan}))
+    monkeypatch.chdir(elsewhere)
+    recipe = load_recipe(beamtime / "fli.yaml")
+    assert (
+        recipe.scan.data_dir_pattern == f"{beamtime}/%(base_path)s%(scan_dir)sS%(scan_number)05d/"
+    )
+    data = np.concatenate([c.data for c in drain(recipe.make_scan(), 2)])
+    expected = np.concatenate(
+        [c.data for c in drain(fli(beamtime / "exp", hdr_thresholds=(0, 70000)), 2)]
+    )
+    np.testing.assert_array_equal(data, expected)
+    assert data.shape == intensity.shape
+    # only in the working directory: the pattern stays relative and is read there
+    (beamtime / "fli.yaml").write_text(yaml.safe_dump({"scan": {**scan, "base_path": "cwd_exp/"}}))
+    recipe = load_recipe(beamtime / "fli.yaml")
+    assert recipe.scan.log_file_pattern.startswith("%(base_path)s")
+    assert len(np.concatenate([c.data for c in drain(recipe.make_scan(), 2)])) == 3
+    # in neither: named with both places
+    (beamtime / "fli.yaml").write_text(yaml.safe_dump({"scan": {**scan, "base_path": "nope/"}}))
+    with pytest.raises(RecipeError) as info:
+        load_recipe(beamtime / "fli.yaml")
+    log = "nope/spec/dat-files/spec_started_2013_11_21_1659.dat"
+    assert info.value.problems[0] == (
+        f"scan.log_file_pattern: no such file or folder (searched {beamtime / log}, "
+        f"{elsewhere / log}), got {short_repr(FliSpecScanMultexp.Params().log_file_pattern)}"
+    )
+    assert [p.split(":")[0] for p in info.value.problems] == [
+        "scan.log_file_pattern",
+        "scan.data_dir_pattern",
+        "scan.dark_dir_pattern",
+    ]

@@ -7,6 +7,7 @@ the legacy Diamond loaders (I13, I08, DLS) use to build a default ``dfile``.
 
 from __future__ import annotations
 
+from ....errors import UnsupportedError
 from ..utils.parameters import Param
 from .data import PtyScan
 
@@ -26,7 +27,7 @@ class Ptycho:
     )
 
     def __init__(self, *args, **kwargs):
-        raise NotImplementedError(
+        raise UnsupportedError(
             "ptypy.core.Ptycho: ptyscan runs reconstructions with its runner, got a Ptycho "
             "call; use `ptyscan run recipe.yaml` with engines: [...] (README 'Porting from ptypy')"
         )

@@ -14,6 +14,8 @@ Differences from :class:`ptyscan.PtyScan`, all for unmodified ptypy loaders:
   ``propagation``, ``label``) records an instrument value that overrides the
   parameter; a NeXus ``(1,)`` array becomes a scalar. Reading ``self.meta.x``
   gives the current :class:`~ptyscan.chunk.ScanMeta` value.
+- ``add_poisson_noise`` (a key of ptypy's PtyScan) and ``seed`` are accepted, as
+  for ptyscan's synthetic scans; native scans of measured data have neither.
 - ptypy's attributes ``orientation``, ``rebin``, ``min_frames``,
   ``load_in_parallel``, ``load_common_in_parallel``, ``save``, ``dfile``
   exist, and ``_finalize()`` is called once at the end of the scan.
@@ -27,6 +29,7 @@ from ....errors import RecipeError, ScanError
 from ....params import plain, validate_params
 from ....scan import PtyScan as NativePtyScan
 from ....scan_checks import checked_recorded_meta
+from ....scan_params import SyntheticScanParams
 from ...defaults import as_tuples
 from ..utils import parallel
 from ..utils.parameters import Param, asParam
@@ -72,6 +75,9 @@ class MetaView:
 
 class PtyScan(NativePtyScan):
     """Base class of ptypy-style loaders (see the module notes for what differs)."""
+
+    Params = SyntheticScanParams
+    """ptypy's PtyScan keys, ``add_poisson_noise`` included, and ``seed`` for its noise."""
 
     TUPLE_KEYS: frozenset = frozenset({"shape", "psize"})
     """Keys whose ptypy type is a tuple, not a list (more from ``register``): ``DEFAULT``
