@@ -155,7 +155,7 @@ class Engine(abc.ABC):
             if p.start_from is not None:
                 from ..io.results import read_result
 
-                start = read_result(p.start_from)  # ours or ptypy's .ptyr
+                start = read_result(p.start_from)  # ours, ptypy's .ptyr or PtyRAD's .hdf5
                 probe = start.probe if probe is None else probe
                 start_object = (start.object, start.object_origin_px, start.sample_pixel_m)
             scan_probe = probe is None and "probe_model" not in p.model_fields_set
