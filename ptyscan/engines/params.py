@@ -43,11 +43,13 @@ class PositionRefinementParams(ParamsModel):
     ``method: gradient`` and its ``step``; see :mod:`ptyscan.engines.posref`."""
 
     method: Annotated[
-        Literal["annealing", "gradient"],
+        Literal["annealing", "gridsearch", "gradient"],
         BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
     ] = "annealing"
     """'annealing' (ptypy's 'Annealing', Maiden et al. 2012): try ``nshifts`` random moves
-    per view, keep the best if it lowers the view's error. 'gradient': a Gauss-Newton step
+    per view, keep the best if it lowers the view's error. 'gridsearch' (ptypy's
+    'GridSearch'): try every whole-pixel move within ``amplitude`` (and ``max_shift``),
+    keep the best if it lowers the view's error. 'gradient': a Gauss-Newton step
     of each view's shift on the amplitude ('fourier') error through the object's spatial
     gradient."""
     start: int | None = Field(None, ge=0)
@@ -59,14 +61,15 @@ class PositionRefinementParams(ParamsModel):
     nshifts: int = Field(4, ge=1)
     """Annealing: random moves tried per view and refinement (one per quadrant in turn)."""
     amplitude: float = Field(1e-6, gt=0)
-    """Metres. Annealing: largest move per axis of a trial; gradient: largest step
-    length per refinement."""
+    """Metres. Annealing: largest move per axis of a trial; grid search: half-width of
+    the grid (rounded up to whole pixels; no move while at most one pixel); gradient:
+    largest step length per refinement."""
     amplitude_decay: bool = True
     """Scale ``amplitude`` by (stop - iteration) / (stop - start) at each refinement."""
     max_shift: float = Field(2e-6, gt=0)
     """Metres: largest distance of a view from its initial position."""
     metric: Literal["fourier", "photon"] = "fourier"
-    """Annealing's error of a view: 'fourier' (masked mean (|F| - sqrt(I))²) or 'photon'
+    """Annealing's and grid search's error of a view: 'fourier' (masked mean (|F| - sqrt(I))²) or 'photon'
     (Σ mask (|F|² - I)² / (I + 1) / pixels). The gradient method uses 'fourier'."""
     record: bool = False
     """Accepted for ptypy recipes; refined positions are always kept (positions/final)."""
@@ -82,7 +85,7 @@ class PositionRefinementParams(ParamsModel):
         if value == "photon" and info.data.get("method") == "gradient":
             raise ValueError(
                 "the gradient method refines on the 'fourier' metric; use "
-                "method 'annealing' for 'photon'"
+                "method 'annealing' or 'gridsearch' for 'photon'"
             )
         return value
 
