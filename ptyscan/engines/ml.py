@@ -32,6 +32,10 @@ safeguarded Newton steps on the exact objective for 'poisson' and 'euclid'
 (also their fallback when the Taylor curvature is not positive, where ptypy's
 step would go uphill).
 
+Multislice objects (``object_slices`` > 1, :mod:`.multislice`): the gradients go
+back through the slices, and the line search uses the exit wave's second-order
+expansion in the step (exact for one slice).
+
 Device memory: for a view set on the device the engine keeps ``sqrt(I)``, the
 Gaussian weights and (``cache_farfield``) each iteration's far fields and
 back-propagated gradients. A streamed view set ('host' residency) keeps nothing
@@ -338,7 +342,8 @@ class ML(Engine):
         """The t² coefficient of the data term over a block (fast quadratic search).
 
         With M(t) = Σ|f + t a + t² b|², L ≈ L0 + L'·M1 t + (L'·M2 + L''/2·M1²) t², and
-        Σ L'·2Re(f b*) = 2 Re<xi, hO·hP> by Parseval (xi = bw(L'·f)), so b needs no FFT.
+        Σ L'·2Re(f b*) = 2 Re<xi, b_s> by Parseval (xi = bw(L'·f); b_s = bw(b), hO·hP for
+        one slice), so b needs no FFT.
         """
         st, bk = self._state, self.backend
         xp, op = bk.xp, st.operator

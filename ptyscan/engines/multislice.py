@@ -2,7 +2,7 @@
 
 With ``object_slices`` S > 1 the object is (M, S, oy, ox) (a slice axis after the
 modes) and a view ``v[b, m, s]`` (B, M, S, sy, sx) is cut from every slice at the
-same pixels. For probe mode ``k`` the wave entering slice 1 is the probe; each
+same pixels (slices counted from 0 here). For probe mode ``k`` the wave entering slice 0 is the probe; each
 slice multiplies the wave entering it and the product propagates ``slice_thickness``
 to the next slice with the angular-spectrum propagator ``D`` of the scan's
 wavelength and the sample pixel (:class:`~ptyscan.propagation.NearField`):
@@ -22,7 +22,10 @@ which is the chain rule of the Wirtinger gradients. :meth:`MultisliceOperator.ta
 carries the first- and second-order terms of the exit wave along a direction
 (``v + t hv``, ``P + t hP``) through the slices (ML's quadratic line search; for
 one slice they are ``hv·P + v·hP`` and ``hv·hP``, exact, where S slices make the
-exit wave a polynomial of degree S + 1 in ``t``).
+exit wave a polynomial of degree S + 1 in ``t``: with slices ML's quadratic step is
+the Newton step of that second-order expansion, and ``poly_line_coeffs: all`` is
+refused; the Poisson/Euclid fallback of ML, where the quadratic model is not convex,
+minimises the objective of that expansion instead of the exact one).
 
 Only ML uses it: the projection engines' overlap updates (DM, RAAR) and ePIE's
 view updates are one-slice algorithms and refuse ``object_slices`` > 1. With S = 1

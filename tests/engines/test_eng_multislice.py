@@ -286,3 +286,71 @@ def test_the_result_keeps_the_slices_and_pictures_them(tmp_path):
     names = save_plots(back, tmp_path / "r.ptyr")
     assert names["object_slices"].exists() and names["object"].exists()
     assert np.load(NpzSink.write(tmp_path / "r.npz", back))["object"].shape == ml.object.shape
+
+
+def test_grid_search_refines_positions_through_the_slices():
+    """With the true slices and probe, one grid search puts every view (off by up to two
+    pixels per axis) on its true position: the trial errors use the multislice model."""
+    from ptyscan.engines.params import PositionRefinementParams
+    from ptyscan.engines.posref import refine_positions
+
+    chunk, layers, probe, pos = _two_layers(10e-9)
+    k = np.random.default_rng(2).integers(-2, 3, pos.shape)
+    k[0] = 0  # the truth is placed by frame 0
+    moved = Chunk(
+        indices=chunk.indices,
+        data=chunk.data,
+        weights=chunk.weights,
+        positions=chunk.positions + k * DX,
+        meta=chunk.meta,
+    )
+    ml = _ml(probe=probe, object_slices=2, slice_thickness=10e-9)
+    ml.add_views(moved)
+    st = ml.state
+    st.ensure_probe()
+    y0, x0 = st.offsets(st.viewsets[0])[0] - pos[0]  # object pixel of layer pixel (0, 0)
+    oy, ox = st.object.shape[-2:]
+    for s, layer in enumerate(layers):
+        part = layer[max(0, -y0) : oy - y0, max(0, -x0) : ox - x0]
+        ys, xs = max(0, y0), max(0, x0)
+        st.object[0, s, ys : ys + part.shape[0], xs : xs + part.shape[1]] = part
+    pr = PositionRefinementParams(method="gridsearch", max_shift=4 * DX)
+    refine_positions(st, pr, iteration=0, amplitude_m=2 * DX, block_size=25)
+    assert np.count_nonzero(k) > 100
+    np.testing.assert_allclose(ml.positions[1], chunk.positions, rtol=0, atol=1e-6 * DX)
+
+
+def test_a_run_resumes_a_multislice_checkpoint(tmp_path, monkeypatch):
+    """DM, then ML with two slices, checkpointed inside ML and stopped by a failure:
+    --resume gives DM's state ML's slices again and ML finishes on them."""
+    from _helpers import job_recipe
+
+    from ptyscan.app.runner import run_recipe
+    from ptyscan.io import read_ptyr
+
+    ml_block = {"name": "ML", "numiter": 4, "object_slices": 2, "slice_thickness": 1e-6}
+    r = job_recipe(
+        tmp_path,
+        engines=[{"name": "DM", "numiter": 2}, ml_block],
+        run={"checkpoint_every": 4},
+    )
+    calls = []
+    step = ML._iterate_once
+
+    def failing(self):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("power cut")
+        return step(self)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ML, "_iterate_once", failing)
+        with pytest.raises(RuntimeError, match="power cut"):
+            run_recipe(r)
+    snap = read_ptyr(r.checkpoint_path)
+    assert snap.object.ndim == 4 and snap.object.shape[1] == 2
+    assert [e["iterations_done"] for e in snap.engines] == [2, 2]
+    res = read_ptyr(run_recipe(r, resume=True).result)
+    assert res.object.shape == snap.object.shape
+    assert [e["iterations_done"] for e in res.engines] == [2, 4]
+    assert not np.array_equal(res.object, snap.object)
