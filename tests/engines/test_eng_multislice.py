@@ -256,7 +256,7 @@ def test_ml_splits_a_dm_state_and_dm_refuses_to_continue():
         ml.state.operator.object_norm(ml.state.probe, np.zeros((1, 2), int), None)
 
 
-def test_the_result_keeps_the_slices_and_pictures_them(tmp_path):
+def test_the_result_keeps_the_slices_pictures_them_and_starts_from_them(tmp_path):
     from ptyscan.io import read_ptyr
     from ptyscan.io.exports import NpzSink
     from ptyscan.io.plots import save_plots
@@ -286,6 +286,15 @@ def test_the_result_keeps_the_slices_and_pictures_them(tmp_path):
     names = save_plots(back, tmp_path / "r.ptyr")
     assert names["object_slices"].exists() and names["object"].exists()
     assert np.load(NpzSink.write(tmp_path / "r.npz", back))["object"].shape == ml.object.shape
+    # start_from: the slices where the slice counts agree, else the projected object
+    again = _ml(
+        probe=probe, object_slices=2, slice_thickness=10e-9, start_from=tmp_path / "r.ptyr"
+    )
+    again.add_views(chunk)
+    np.testing.assert_array_equal(again.object, ml.object)
+    thin = _ml(start_from=tmp_path / "r.ptyr")
+    thin.add_views(chunk)
+    np.testing.assert_array_equal(thin.object, projected_object(ml.object))
 
 
 def test_grid_search_refines_positions_through_the_slices():
