@@ -107,6 +107,10 @@ class Engine(abc.ABC):
                 f"{name}: object_slices {slices} differs from the state's "
                 f"{state.object_slices}; only a one-slice state can be split into slices"
             )
+        if slices > 1:  # the checks of object_slices > 1 (line search, refinement method)
+            self.params = self._validate(
+                self.params, {"object_slices": slices, "slice_thickness": thickness}
+            )
         if (slices, thickness) != (state.object_slices, state.slice_thickness_m):
             if state.meta is None:
                 state.object_slices, state.slice_thickness_m = slices, thickness

@@ -252,6 +252,10 @@ def test_ml_splits_a_dm_state_and_dm_refuses_to_continue():
         ML(state=ml.state, object_slices=2, slice_thickness=5e-9)
     later = ML(state=ml.state)  # follows the state's slices
     assert later.state.object_slices == 3
+    with pytest.raises(RecipeError, match="poly_line_coeffs: 'all' with object_slices"):
+        ML(state=ml.state, poly_line_coeffs="all")
+    with pytest.raises(RecipeError, match="'gradient' with object_slices > 1"):
+        ML(state=ml.state, position_refinement={"method": "gradient"})
     with pytest.raises(ParameterError, match="one-slice adjoints"):
         ml.state.operator.object_norm(ml.state.probe, np.zeros((1, 2), int), None)
 
