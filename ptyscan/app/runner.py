@@ -173,6 +173,9 @@ class _Run:
         A checkpoint written while frames still streamed in (a stopped live run) holds a
         smaller object: it is pasted where it lies in this scan's object."""
         snap, state = self.snapshot, self.engines[0].state
+        sliced = [e for e in self.recipe.engines if getattr(e, "object_slices", 1) > 1]
+        if np.ndim(snap.object) == 4 and state.object_slices == 1 and sliced:
+            state.set_slices(snap.object.shape[1], sliced[0].slice_thickness)  # ML's slices
         obj = _place(snap.object, snap.object_origin_px, state.object_host, state.origin_px)
         if obj is None:
             raise PtyScanError(
@@ -417,15 +420,16 @@ def _same(a, b) -> bool:
 
 
 def _place(part, part_origin, whole, whole_origin):
-    """``whole`` with ``part`` pasted at its place (both (M, oy, ox), origins in pixels);
+    """``whole`` with ``part`` pasted at its place (both (M, oy, ox) or (M, S, oy, ox),
+    origins in pixels);
     ``part`` itself when they match; None when ``part`` does not lie inside ``whole``."""
     part, whole = np.asarray(part), np.asarray(whole)
     offset = np.asarray(part_origin) - np.asarray(whole_origin)
     if part.shape == whole.shape and not offset.any():
         return part
     end = offset + part.shape[-2:]
-    if part.shape[0] != whole.shape[0] or (offset < 0).any() or (end > whole.shape[-2:]).any():
+    if part.shape[:-2] != whole.shape[:-2] or (offset < 0).any() or (end > whole.shape[-2:]).any():
         return None
     out = whole.copy()
-    out[:, offset[0] : end[0], offset[1] : end[1]] = part
+    out[..., offset[0] : end[0], offset[1] : end[1]] = part
     return out

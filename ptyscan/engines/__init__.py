@@ -18,6 +18,7 @@ from .base import Engine
 from .dm import DM
 from .epie import EPIE
 from .ml import ML
+from .multislice import MultisliceOperator
 from .operator import Operator
 from .params import DMParams, EngineParams, EPIEParams, MLParams, RAARParams
 from .raar import RAAR
@@ -34,6 +35,7 @@ __all__ = [
     "Engine",
     "EngineParams",
     "MLParams",
+    "MultisliceOperator",
     "Operator",
     "RAARParams",
     "ReconstructionState",

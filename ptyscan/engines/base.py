@@ -67,6 +67,7 @@ class Engine(abc.ABC):
                     f"{type(self).__name__}: backend {_backend_name(backend)!r} differs from the "
                     f"state's {state.backend.name!r}; pass state alone"
                 )
+            self._follow_slices(state)
             subpixel = "linear" if state.subpixel else "none"
             if "subpixel" in p.model_fields_set and p.subpixel != subpixel:
                 raise ParameterError(
@@ -90,6 +91,33 @@ class Engine(abc.ABC):
         self._support = None
         self._seen_version = None
         self._pool = BlockPool(self.backend)
+
+    def _follow_slices(self, state):
+        """Continue from ``state``'s slices; ML may split a one-slice state into the
+        ``object_slices`` it is given (or take another ``slice_thickness``)."""
+        p, name = self.params, type(self).__name__
+        given = "object_slices" in p.model_fields_set
+        slices = p.object_slices if given else state.object_slices
+        thickness = p.slice_thickness or state.slice_thickness_m
+        if slices > 1 and not p.MULTISLICE:
+            raise ParameterError(
+                f"{name}: the state has object_slices {slices}; {name} models one slice "
+                "(DM, RAAR and ePIE refuse multislice objects): continue with ML"
+            )
+        if given and slices != state.object_slices and state.object_slices > 1:
+            raise ParameterError(
+                f"{name}: object_slices {slices} differs from the state's "
+                f"{state.object_slices}; only a one-slice state can be split into slices"
+            )
+        if slices > 1:  # the checks of object_slices > 1 (line search, refinement method)
+            self.params = self._validate(
+                self.params, {"object_slices": slices, "slice_thickness": thickness}
+            )
+        if (slices, thickness) != (state.object_slices, state.slice_thickness_m):
+            if state.meta is None:
+                state.object_slices, state.slice_thickness_m = slices, thickness
+            else:
+                state.set_slices(slices, thickness)
 
     @classmethod
     def _validate(cls, params, kwargs):
@@ -174,6 +202,8 @@ class Engine(abc.ABC):
                 margin_px=p.object_margin_px,
                 subpixel=p.subpixel == "linear",
                 start_object=start_object,
+                object_slices=p.object_slices,
+                slice_thickness_m=p.slice_thickness,
             )
         residency = self._residency(chunk)
         self._state.add_views(chunk, residency=residency)
@@ -292,8 +322,9 @@ class Engine(abc.ABC):
         if self.params.block_size:
             return self.params.block_size
         st = self._state
-        per_view = (
+        per_view = (  # a multislice pass keeps S waves per view
             st.object_modes
+            * st.object_slices
             * st.probe_modes
             * st.npix
             * np.dtype(self.backend.complex_dtype).itemsize

@@ -7,18 +7,48 @@ import numpy as np
 from ..errors import ParameterError
 from ..geometry import centred_coordinates_px
 from ..propagation import FarField
+from .multislice import with_slices
 
-__all__ = ["initial_object", "initial_probe"]
+__all__ = ["initial_object", "initial_probe", "paste_start"]
 
 
-def initial_object(shape, dtype):
-    """Ones for mode 0; extra modes 0.1 with a weak deterministic phase pattern."""
+def initial_object(shape, dtype, slices=1):
+    """Ones for mode 0; extra modes 0.1 with a weak deterministic phase pattern.
+
+    ``shape`` (M, oy, ox); with ``slices`` > 1 the object is (M, S, oy, ox): slice 1 as
+    above, the others ones (so the slices' product is the one-slice start).
+    """
     obj = np.ones(shape, dtype=dtype)
     if shape[0] > 1:
         y = np.linspace(0, 1, shape[1])[:, None]
         x = np.linspace(0, 1, shape[2])[None, :]
         for m in range(1, shape[0]):
             obj[m] = 0.1 * np.exp(1j * np.pi * m * (y * y + x))
+    return obj if slices <= 1 else with_slices(obj, slices, np)
+
+
+def paste_start(obj, origin_px, start_object, pixel_m):
+    """``obj`` (host (M, oy, ox) or (M, S, oy, ox), pixel (0, 0) at the global pixel
+    ``origin_px``) with the overlap of ``start_object`` = (object, origin_px,
+    sample_pixel_m) of an earlier result copied in, re-sliced to ``obj``'s slices
+    (:func:`~.multislice.with_slices`); ``obj`` as it is when ``start_object`` is None."""
+    if start_object is None:
+        return obj
+    start, start_origin, start_pixel = start_object
+    if not np.allclose(start_pixel, pixel_m, rtol=1e-6):
+        raise ParameterError(
+            f"start_from: the earlier object has sample pixel {np.asarray(start_pixel)} m, "
+            f"this scan {pixel_m} m; start from a result of the same geometry"
+        )
+    start = with_slices(np.asarray(start), obj.shape[1] if obj.ndim == 4 else 1, np)
+    lo = np.maximum(origin_px, start_origin)
+    hi = np.minimum(origin_px + obj.shape[-2:], start_origin + np.array(start.shape[-2:]))
+    if np.any(hi <= lo):
+        return obj
+    modes = min(len(obj), len(start))
+    (a0, a1), (b0, b1) = lo - origin_px, hi - origin_px
+    (c0, c1), (d0, d1) = lo - start_origin, hi - start_origin
+    obj[:modes, ..., a0:b0, a1:b1] = start[:modes, ..., c0:d0, c1:d1]
     return obj
 
 

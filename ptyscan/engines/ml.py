@@ -32,6 +32,10 @@ safeguarded Newton steps on the exact objective for 'poisson' and 'euclid'
 (also their fallback when the Taylor curvature is not positive, where ptypy's
 step would go uphill).
 
+Multislice objects (``object_slices`` > 1, :mod:`.multislice`): the gradients go
+back through the slices, and the line search uses the exit wave's second-order
+expansion in the step (exact for one slice).
+
 Device memory: for a view set on the device the engine keeps ``sqrt(I)``, the
 Gaussian weights and (``cache_farfield``) each iteration's far fields and
 back-propagated gradients. A streamed view set ('host' residency) keeps nothing
@@ -278,8 +282,7 @@ class ML(Engine):
             fdev *= mask
         msum = xp.maximum(frame_sum(xp, mask), 1.0)
         xi, off = f["xi"], f["off"]
-        st.operator.adjoint_object(xi, st.probe, off, g_o)
-        st.operator.adjoint_probe(xi, f["ov"], g_p)
+        st.operator.adjoint_sample(xi, f["ov"], st.probe, off, g_o, g_p)
         if p.cache_farfield and not vs.streamed:
             keep = ("far", "xi", "dldq", "curv", "scale")
             vs.cache.setdefault("blocks", {})[sl.start] = {k: f[k] for k in keep}
@@ -347,7 +350,8 @@ class ML(Engine):
         """The t² coefficient of the data term over a block (fast quadratic search).
 
         With M(t) = Σ|f + t a + t² b|², L ≈ L0 + L'·M1 t + (L'·M2 + L''/2·M1²) t², and
-        Σ L'·2Re(f b*) = 2 Re<xi, hO·hP> by Parseval (xi = bw(L'·f)), so b needs no FFT.
+        Σ L'·2Re(f b*) = 2 Re<xi, b_s> by Parseval (xi = bw(L'·f); b_s = bw(b), hO·hP for
+        one slice), so b needs no FFT.
         """
         st, bk = self._state, self.backend
         xp, op = bk.xp, st.operator
@@ -355,11 +359,10 @@ class ML(Engine):
         cached = vs.cache["blocks"][sl.start] if not vs.streamed else self._block_fields(blk)
         off = st.offsets(vs, sl)
         ov, hv = op.views(st.object, off), op.views(h_o, off)
-        both = op.product(hv, h_p)
-        cross = 2.0 * ops.vdot_real(xp, cached["xi"], both)
-        both = op.product(hv, st.probe)
-        both += op.product(ov, h_p)
-        a = op.propagate(both, overwrite=True)
+        a, b = op.taylor(ov, hv, st.probe, h_p)
+        cross = 2.0 * ops.vdot_real(xp, cached["xi"], b)
+        del b
+        a = op.propagate(a, overwrite=True)
         m1 = 2 * re_dot(cached["far"], a).astype(np.float64)  # float64: L'' can be huge
         total = cross + ops.vdot_real(xp, cached["dldq"], mode_sum(ops.abs2(xp, a)))
         m1 *= m1
@@ -376,8 +379,8 @@ class ML(Engine):
         probe = st.probe
         cached = vs.cache.get("blocks", {}).get(sl.start)
         far = cached["far"] if cached else op.propagate(op.product(ov, probe), overwrite=True)
-        a = op.propagate(op.product(hv, probe) + op.product(ov, h_p), overwrite=True)
-        b = op.propagate(op.product(hv, h_p), overwrite=True)
+        a, b = op.taylor(ov, hv, probe, h_p)  # exact for one slice (multislice notes)
+        a, b = op.propagate(a, overwrite=True), op.propagate(b, overwrite=True)
         del ov, hv
         terms = [
             mode_sum(ops.abs2(xp, far)),

@@ -164,9 +164,23 @@ class Operator:
         ``obj_out`` (M, oy, ox) and ``probe_out`` (K, sy, sx); returns the sample-plane
         waves. ``far`` may be overwritten."""
         waves = self.backpropagate(far, overwrite=True)
+        self.adjoint_sample(waves, views, probe, offsets, obj_out, probe_out)
+        return waves
+
+    def adjoint_sample(self, waves, views, probe, offsets, obj_out, probe_out):
+        """Add both adjoints of sample-plane ``waves`` (B, M, K, sy, sx) of the
+        ``views`` at ``offsets`` into ``obj_out`` and ``probe_out``."""
         self.adjoint_object(waves, probe, offsets, obj_out)
         self.adjoint_probe(waves, views, probe_out)
-        return waves
+        return obj_out, probe_out
+
+    def taylor(self, views, hviews, probe, hprobe):
+        """First- and second-order terms ``(hv·P + v·hP, hv·hP)`` (B, M, K, sy, sx) of the
+        exit waves of ``views + t hviews`` lit by ``probe + t hprobe`` (exact: the exit
+        wave is quadratic in t; :mod:`.multislice` has the general case)."""
+        first = self.product(hviews, probe)
+        first += self.product(views, hprobe)
+        return first, self.product(hviews, hprobe)
 
     # --- normalisers ---------------------------------------------------------------------
 

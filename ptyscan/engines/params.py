@@ -8,10 +8,10 @@ validates every ``engines:`` item against the model of the engine it names
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..params import InputPath, ParamsModel
 from .ptypy_keys import ptypy_only_keys
@@ -43,11 +43,13 @@ class PositionRefinementParams(ParamsModel):
     ``method: gradient`` and its ``step``; see :mod:`ptyscan.engines.posref`."""
 
     method: Annotated[
-        Literal["annealing", "gradient"],
+        Literal["annealing", "gridsearch", "gradient"],
         BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v),
     ] = "annealing"
     """'annealing' (ptypy's 'Annealing', Maiden et al. 2012): try ``nshifts`` random moves
-    per view, keep the best if it lowers the view's error. 'gradient': a Gauss-Newton step
+    per view, keep the best if it lowers the view's error. 'gridsearch' (ptypy's
+    'GridSearch'): try every whole-pixel move within ``amplitude`` (and ``max_shift``),
+    keep the best if it lowers the view's error. 'gradient': a Gauss-Newton step
     of each view's shift on the amplitude ('fourier') error through the object's spatial
     gradient."""
     start: int | None = Field(None, ge=0)
@@ -59,14 +61,15 @@ class PositionRefinementParams(ParamsModel):
     nshifts: int = Field(4, ge=1)
     """Annealing: random moves tried per view and refinement (one per quadrant in turn)."""
     amplitude: float = Field(1e-6, gt=0)
-    """Metres. Annealing: largest move per axis of a trial; gradient: largest step
-    length per refinement."""
+    """Metres. Annealing: largest move per axis of a trial; grid search: half-width of
+    the grid (rounded up to whole pixels; no move while at most one pixel); gradient:
+    largest step length per refinement."""
     amplitude_decay: bool = True
     """Scale ``amplitude`` by (stop - iteration) / (stop - start) at each refinement."""
     max_shift: float = Field(2e-6, gt=0)
     """Metres: largest distance of a view from its initial position."""
     metric: Literal["fourier", "photon"] = "fourier"
-    """Annealing's error of a view: 'fourier' (masked mean (|F| - sqrt(I))²) or 'photon'
+    """Annealing's and grid search's error of a view: 'fourier' (masked mean (|F| - sqrt(I))²) or 'photon'
     (Σ mask (|F|² - I)² / (I + 1) / pixels). The gradient method uses 'fourier'."""
     record: bool = False
     """Accepted for ptypy recipes; refined positions are always kept (positions/final)."""
@@ -82,13 +85,16 @@ class PositionRefinementParams(ParamsModel):
         if value == "photon" and info.data.get("method") == "gradient":
             raise ValueError(
                 "the gradient method refines on the 'fourier' metric; use "
-                "method 'annealing' for 'photon'"
+                "method 'annealing' or 'gridsearch' for 'photon'"
             )
         return value
 
 
 class EngineParams(ParamsModel):
     """Parameters every engine shares (ptypy's names and defaults where ptypy has them)."""
+
+    MULTISLICE: ClassVar[bool] = False
+    """Whether the engine models ``object_slices`` > 1."""
 
     name: str = "Engine"
     """Engine name, as registered in the ``ptyscan.engines`` entry-point group."""
@@ -152,6 +158,17 @@ class EngineParams(ParamsModel):
     The engine that starts a reconstruction sets it; engines continuing from its state
     follow (giving another value is an error)."""
 
+    object_slices: int = Field(1, ge=1)
+    """S, slices of a multislice object (PtyRAD's ``obj_Nlayer``): the probe meets slice 1,
+    the wave propagates ``slice_thickness`` (angular spectrum) to each next slice, the
+    last slice's exit wave goes to the detector (:mod:`~ptyscan.engines.multislice`).
+    1: the thin-object model. ML only: DM, RAAR and ePIE refuse more than 1. An engine
+    continuing from a state follows its slices; ML may split a one-slice state (slice
+    1 keeps the object, the others start at ones)."""
+    slice_thickness: float | None = Field(None, gt=0)
+    """Metres between consecutive slices (PtyRAD's ``obj_slice_thickness``, there in Å);
+    required when ``object_slices`` > 1."""
+
     position_refinement: Annotated[
         PositionRefinementParams | None, BeforeValidator(_position_refinement)
     ] = None
@@ -164,6 +181,28 @@ class EngineParams(ParamsModel):
     @classmethod
     def _probe_array(cls, value):
         return _optional_array(value)
+
+    @model_validator(mode="after")
+    def _slices(self):
+        if self.object_slices > 1:
+            if not self.MULTISLICE:
+                raise ValueError(
+                    f"object_slices: {self.object_slices}: {self.name} models one slice "
+                    "(DM, RAAR and ePIE refuse multislice objects); use ML for "
+                    "object_slices > 1, or 1"
+                )
+            if self.slice_thickness is None:
+                raise ValueError(
+                    f"slice_thickness: None with object_slices {self.object_slices}; "
+                    "expected the distance between slices in metres, e.g. 1e-9"
+                )
+            pr = self.position_refinement
+            if pr is not None and pr.method == "gradient":
+                raise ValueError(
+                    "position_refinement.method: 'gradient' with object_slices > 1; the "
+                    "gradient method models one slice: use 'annealing' or 'gridsearch'"
+                )
+        return self
 
 
 class DMParams(EngineParams, ptypy_only_keys("DM")):
@@ -203,6 +242,8 @@ class DMParams(EngineParams, ptypy_only_keys("DM")):
 class MLParams(EngineParams, ptypy_only_keys("ML")):
     """Parameters of :class:`~ptyscan.engines.ml.ML` (ptypy 0.9 names and defaults)."""
 
+    MULTISLICE: ClassVar[bool] = True
+
     name: str = "ML"
     ML_type: Annotated[
         Literal["gaussian", "poisson", "euclid"],
@@ -231,6 +272,15 @@ class MLParams(EngineParams, ptypy_only_keys("ML")):
     """Keep each iteration's far fields for the line search (one FFT less per view and
     mode, memory of two more exit-wave arrays). Device-resident views only: streamed
     ones ('host' residency) recompute them, which costs less than streaming them."""
+
+    @model_validator(mode="after")
+    def _multislice_line(self):
+        if self.object_slices > 1 and self.poly_line_coeffs == "all":
+            raise ValueError(
+                "poly_line_coeffs: 'all' with object_slices > 1; the exact line polynomial "
+                "holds for one slice: use 'quadratic'"
+            )
+        return self
 
 
 # --- RAAR and ePIE -----------------------------------------------------------------------

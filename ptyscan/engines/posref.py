@@ -21,6 +21,14 @@ Methods (``position_refinement.method``):
     come from ``(seed, iteration, frame index)``: the same on any number of ranks.
     Error of a view (``metric``): 'fourier' ``Σ mask (|F| - sqrt(I))² / Σ mask``,
     'photon' ``Σ mask (|F|² - I)² / (I + 1) / pixels``, ``|F|²`` summed over modes.
+'gridsearch'
+    ptypy's ``GridSearch``: every whole-pixel move ``(ky, kx)`` with ``|k| <= n``,
+    ``n = ceil(amplitude / pixel)``, and ``ky² + kx² < ceil(max_shift / pixel)²`` (pixel: the
+    smaller sample pixel side; a move is ``k`` times each axis' pixel) is tried from the
+    view's current position; the view takes the allowed move with the lowest error if it
+    beats its current error (the error and the limits as for 'annealing'; ``nshifts`` and
+    ``seed`` are not used). Nothing moves while the amplitude is at most one pixel (as
+    ptypy). A view costs ``(2n + 1)²`` forward models per refinement at most.
 'gradient'
     A Gauss-Newton step on the 'fourier' error: with exit waves ``ψ = P·v(s)`` and
     ``r = bw(Π fw(ψ)) - ψ`` (``Π`` the modulus projection; ``|r|²`` is the error and
@@ -44,7 +52,7 @@ import numpy as np
 from ..geometry import view_pixels
 from . import ops
 
-__all__ = ["amplitude_at", "refine_positions", "rms_shift_px"]
+__all__ = ["amplitude_at", "grid_moves", "refine_positions", "rms_shift_px"]
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +75,18 @@ def refine_positions(state, pr, *, iteration, amplitude_m, block_size) -> None:
     """Move this rank's views of ``state`` by ``pr.method`` (module notes); not collective."""
     if pr.method == "gradient":
         _gradient(state, pr, amplitude_m, block_size)
+    elif pr.method == "gridsearch":
+        moves = grid_moves(pr, amplitude_m, state.sample_pixel_m)
+        if len(moves):
+            _search(state, pr, block_size, lambda indices: moves, len(moves), "grid search")
     else:
-        _annealing(state, pr, iteration, amplitude_m, block_size)
+        if not state.subpixel and amplitude_m < 0.5 * float(np.min(state.sample_pixel_m)):
+            return  # no trial would move a rounded view
+
+        def trials(indices):
+            return _trials(pr, iteration, indices, 0.0, amplitude_m)
+
+        _search(state, pr, block_size, trials, pr.nshifts, "annealing")
 
 
 def rms_shift_px(state) -> float:
@@ -143,10 +161,25 @@ def _trials(pr, iteration, indices, lo, hi):
     return signs * (lo + u * (hi - lo))
 
 
-def _annealing(state, pr, iteration, amplitude_m, block_size):
-    if not state.subpixel and amplitude_m < 0.5 * float(np.min(state.sample_pixel_m)):
-        return  # no trial would move a rounded view
-    lo = 0.0
+def grid_moves(pr, amplitude_m, pixel_m) -> np.ndarray:
+    """(T, 2) moves (metres) of the grid search at step bound ``amplitude_m`` (module
+    notes); none while the bound is at most one pixel."""
+    pixel_m = np.asarray(pixel_m, np.float64)
+    step = float(np.min(pixel_m))
+    if amplitude_m <= step * (1 + 1e-9):
+        return np.zeros((0, 2))
+    n = int(np.ceil(amplitude_m / step * (1 - 1e-9)))
+    bound = np.ceil(pr.max_shift / step * (1 - 1e-9))
+    k = np.stack(np.meshgrid(np.arange(-n, n + 1), np.arange(-n, n + 1), indexing="ij"), -1)
+    k = k.reshape(-1, 2)
+    k = k[(np.sum(k * k, axis=1) < bound * bound) & np.any(k != 0, axis=1)]
+    return k * pixel_m
+
+
+def _search(state, pr, block_size, moves, count, name):
+    """Try ``count`` moves per view (``moves(frame indices)``: (T, 2) for all views or
+    (B, T, 2) per view, metres); each view takes its best allowed one if it lowers the
+    view's error (module notes)."""
     moved = 0
     for blk in state.blocks(block_size, read=("data", "mask")):
         vs, sl = blk.vs, blk.sl
@@ -154,8 +187,10 @@ def _annealing(state, pr, iteration, amplitude_m, block_size):
         current = vs.positions_m[sl]
         best = _view_errors(state, state.offsets(vs, sl), data, mask, pr.metric)
         best_pos = current.copy()
-        trials = _trials(pr, iteration, vs.indices[sl], lo, amplitude_m)
-        for t in range(pr.nshifts):
+        trials = np.asarray(moves(vs.indices[sl]))
+        if trials.ndim == 2:
+            trials = np.broadcast_to(trials, (len(current), *trials.shape))
+        for t in range(count):
             cand = current + trials[:, t]
             off, ok = _offsets(state, cand)
             ok &= _within(pr, vs, sl, cand)
@@ -170,7 +205,7 @@ def _annealing(state, pr, iteration, amplitude_m, block_size):
         new = vs.positions_m.copy()
         new[sl] = best_pos
         _set(state, vs, new)
-    log.debug("position refinement (annealing): %d views moved", moved)
+    log.debug("position refinement (%s): %d views moved", name, moved)
 
 
 # --- gradient ----------------------------------------------------------------------------

@@ -19,7 +19,8 @@ the per-frame masks, streamed block by block through :meth:`ReconstructionState.
 (a shared mask stays on the device).
 
 Engines take the views from :meth:`ReconstructionState.blocks` and the forward model
-and its adjoints from ``state.operator`` (:class:`~.operator.Operator`).
+and its adjoints from ``state.operator`` (:class:`~.operator.Operator`, or
+:class:`~.multislice.MultisliceOperator` for a multislice object).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from ..geometry import sample_pixel_m, view_pixels
 from ..parallel import SerialComm
 from ..propagation import propagator_for
 from . import ops
-from .initial import initial_object, initial_probe
-from .operator import Operator
+from .initial import initial_object, initial_probe, paste_start
+from .multislice import make_operator, with_slices
 from .residency import Streamer
 from .views import ViewSet
 
@@ -76,9 +77,12 @@ class ReconstructionState:
         Keep the fractional part of every position: :meth:`offsets` are then float
         (the operator interpolates the views); False: positions rounded to pixels.
     start_object : (object, origin_px, sample_pixel_m), optional
-        An earlier object (M', oy, ox) whose pixel (0, 0) is the global pixel
-        ``origin_px``: where it overlaps, it replaces the initial ones (also when
-        the object grows). Its sample pixel must equal this scan's.
+        An earlier object (M', oy, ox) or (M', S', oy, ox) whose pixel (0, 0) is the
+        global pixel ``origin_px``: where it overlaps, it replaces the initial ones
+        (also when the object grows). Its sample pixel must equal this scan's.
+    object_slices, slice_thickness_m : int, float
+        S > 1: a multislice object (M, S, oy, ox), slices ``slice_thickness_m`` apart
+        (:mod:`.multislice`); 1: (M, oy, ox).
     """
 
     def __init__(
@@ -97,6 +101,8 @@ class ReconstructionState:
         margin_px=4,
         subpixel=False,
         start_object=None,
+        object_slices=1,
+        slice_thickness_m=None,
     ):
         self.backend = backend
         self.comm = comm if comm is not None else SerialComm()
@@ -111,6 +117,8 @@ class ReconstructionState:
         self.margin_px = int(margin_px)
         self.subpixel = bool(subpixel)
         self.start_object = start_object
+        self.object_slices = int(object_slices)
+        self.slice_thickness_m = slice_thickness_m
         self.meta = None
         self.propagator = None
         self.operator = None
@@ -241,8 +249,24 @@ class ReconstructionState:
         self.meta = meta
         self.frame = (int(meta.shape[0]), int(meta.shape[1]))
         self.propagator = propagator_for(meta, backend=self.backend)
-        self.operator = Operator(self.backend, self.propagator, self.frame)
         self.sample_pixel_m = sample_pixel_m(meta)
+        self.set_slices(self.object_slices, self.slice_thickness_m)
+
+    def set_slices(self, slices, thickness_m):
+        """Model the object as ``slices`` slices ``thickness_m`` apart: a new operator and,
+        when the count changes, the object re-sliced (:func:`~.multislice.with_slices`)."""
+        self.object_slices, self.slice_thickness_m = int(slices), thickness_m
+        self.operator = make_operator(
+            self.backend,
+            self.propagator,
+            self.frame,
+            slices=self.object_slices,
+            thickness_m=thickness_m,
+            wavelength_m=self.meta.wavelength_m,
+            pixel_m=self.sample_pixel_m,
+        )
+        if self.object is not None:
+            self.object = with_slices(self.object, self.object_slices, self.backend.xp)
 
     def _pixels(self, positions_m) -> np.ndarray:
         """(n, 2) int64 global top-left pixels of views at ``positions_m``."""
@@ -259,7 +283,10 @@ class ReconstructionState:
         if self.object is None:
             self.origin_px = lo
             shape = (self.object_modes, *(int(v) for v in hi - lo))
-            self.object = xp.asarray(self._paste_start(initial_object(shape, cdt), lo))
+            start = initial_object(shape, cdt, self.object_slices)
+            self.object = xp.asarray(
+                paste_start(start, lo, self.start_object, self.sample_pixel_m)
+            )
             return True
         old_lo = self.origin_px
         old_hi = old_lo + np.array(self.object.shape[-2:])
@@ -267,33 +294,14 @@ class ReconstructionState:
         if np.all(new_lo == old_lo) and np.all(new_hi == old_hi):
             return False
         shape = (self.object_modes, *(int(v) for v in new_hi - new_lo))
-        grown = xp.asarray(self._paste_start(initial_object(shape, cdt), new_lo))
+        start = initial_object(shape, cdt, self.object_slices)
+        grown = xp.asarray(paste_start(start, new_lo, self.start_object, self.sample_pixel_m))
         y0, x0 = (int(v) for v in old_lo - new_lo)
         oy, ox = self.object.shape[-2:]
-        grown[:, y0 : y0 + oy, x0 : x0 + ox] = self.object
+        grown[..., y0 : y0 + oy, x0 : x0 + ox] = self.object
         self.object, self.origin_px = grown, new_lo
         log.debug("object grew to %s (origin %s)", shape, new_lo.tolist())
         return True
-
-    def _paste_start(self, obj, origin_px):
-        """Copy the overlap of ``start_object`` into the host array ``obj`` at ``origin_px``."""
-        if self.start_object is None:
-            return obj
-        start, start_origin, start_pixel = self.start_object
-        if not np.allclose(start_pixel, self.sample_pixel_m, rtol=1e-6):
-            raise ParameterError(
-                f"start_from: the earlier object has sample pixel {np.asarray(start_pixel)} m, "
-                f"this scan {self.sample_pixel_m} m; start from a result of the same geometry"
-            )
-        lo = np.maximum(origin_px, start_origin)
-        hi = np.minimum(origin_px + obj.shape[-2:], start_origin + np.array(start.shape[-2:]))
-        if np.any(hi <= lo):
-            return obj
-        modes = min(len(obj), len(start))
-        (a0, a1), (b0, b1) = lo - origin_px, hi - origin_px
-        (c0, c1), (d0, d1) = lo - start_origin, hi - start_origin
-        obj[:modes, a0:b0, a1:b1] = start[:modes, c0:d0, c1:d1]
-        return obj
 
     def _make_viewset(self, chunk, residency) -> ViewSet:
         if residency not in ("device", "host"):

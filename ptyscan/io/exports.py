@@ -10,7 +10,8 @@ CXI (``.cxi``, CXI 1.6 with NeXus classes)::
     cxi_version                    160
     entry_1/                       NXentry: program_name, start_time
       image_1/                     NXdata, signal 'data': the object
-        data                       (M, oy, ox) complex64
+        data                       (M, oy, ox) complex64 (a multislice object: the
+                                   product of its slices, the projected object)
         x_pixel_size, y_pixel_size m (attribute units)
         data_type                  'object'
       image_2/                     NXdata, signal 'data': the probe, (K, sy, sx) complex64
@@ -31,7 +32,8 @@ NumPy (``.npz``): object, probe, sample_pixel_m, object_origin_px, indices,
 positions_initial, positions_final and ``history_<kind>``.
 
 TIFF (``_amplitude.tif`` and ``_phase.tif``): float32 images of the first
-object mode (needs Pillow, which matplotlib brings).
+object mode (needs Pillow, which matplotlib brings). CXI, ptypy and TIFF hold a
+multislice object projected (the slices multiplied); ``.npz`` keeps its slices.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from ..errors import PtyScanError
 from ..geometry import HC_KEV_M
 from .atomic import atomic_path
 from .h5typed import write_typed
+from .results import projected_object
 
 __all__ = ["CxiSink", "NpzSink", "PtypySink", "TiffSink"]
 
@@ -86,7 +89,7 @@ class CxiSink:
             entry["program_name"] = f"ptyscan {__version__}"
             entry["start_time"] = result.attrs.get("created", time.strftime("%Y-%m-%dT%H:%M:%S"))
             for name, array, kind in (
-                ("image_1", result.object, "object"),
+                ("image_1", projected_object(result.object), "object"),
                 ("image_2", result.probe, "probe"),
             ):
                 image = _nx(entry.create_group(name), "NXdata", signal="data")
@@ -163,7 +166,7 @@ class PtypySink:
             for i in range(n)
         ]
         content = {
-            "obj": {"S00G00": _storage(result.object, pixel, origin_m)},
+            "obj": {"S00G00": _storage(projected_object(result.object), pixel, origin_m)},
             "probe": {"S00G00": _storage(result.probe, pixel, probe_origin)},
             "pars": {"ptyscan_recipe": result.recipe, "ptyscan_version": __version__},
             "runtime": {"iter_info": iter_info},
@@ -214,7 +217,7 @@ class TiffSink:
                 "TIFF export needs Pillow: pip install 'ptyscan[plot]' (or pillow)"
             ) from exc
         stem = str(path).removesuffix(TiffSink.suffix)
-        obj = np.asarray(result.object[0])
+        obj = np.asarray(projected_object(result.object)[0])
         for name, image in (("amplitude", np.abs(obj)), ("phase", np.angle(obj))):
             with atomic_path(f"{stem}_{name}.tif") as tmp:
                 Image.fromarray(np.ascontiguousarray(image, np.float32)).save(tmp, format="TIFF")

@@ -11,7 +11,10 @@ One module for ``ptyscan run``/``show`` and ``ptyscan simulate``:
 - each probe mode as a complex image (brightness = amplitude, hue = phase) with
   its share of the power;
 - the error history on log axes, one panel per kind, engine changes marked;
-- initial and final positions.
+- initial and final positions;
+- a multislice object (M, S, oy, ox): the projected object (the slices' product,
+  whose phase is the summed phase) as the object picture, and each slice's phase
+  side by side (``<stem>_object_slices.png``).
 
 Needs matplotlib (``pip install 'ptyscan[plot]'``); uses the Agg backend.
 """
@@ -25,6 +28,7 @@ import numpy as np
 
 from ..errors import PtyScanError
 from ..geometry import view_pixels
+from .results import projected_object
 
 __all__ = [
     "illuminated_region",
@@ -32,6 +36,7 @@ __all__ = [
     "plot_names",
     "plot_object",
     "plot_probe",
+    "plot_slices",
     "pyplot",
     "save_plots",
     "save_preview",
@@ -126,21 +131,27 @@ def _axes(ax, shape, pixel_m):
     return _extent(shape, pixel_m, scale), unit
 
 
-def plot_object(plt, obj, out, *, pixel_m=None, region=None):
+def _phase(obj, region):
+    """Phase of ``obj`` with the mean of the ``region`` (bool, or None: all) removed."""
+    region = np.ones(obj.shape, bool) if region is None or not region.any() else region
+    mean = np.mean(obj[region])
+    return np.angle(obj * (np.conj(mean) / abs(mean) if abs(mean) > 0 else 1)), region
+
+
+def plot_object(plt, obj, out, *, pixel_m=None, region=None, label="object"):
     """Amplitude and phase of a 2-D complex object as a PNG at ``out``.
 
     ``pixel_m``: (2,) or scalar sample pixel (axes and scale bar in physical units);
     ``region``: (oy, ox) bool, the illuminated region whose 2–98 % percentiles set
-    the colour limits and whose mean phase is removed (default: the whole object).
+    the colour limits and whose mean phase is removed (default: the whole object);
+    ``label`` starts the panel titles.
     """
     obj = np.asarray(obj)
-    region = np.ones(obj.shape, bool) if region is None or not region.any() else region
-    mean = np.mean(obj[region])
-    phase = np.angle(obj * (np.conj(mean) / abs(mean) if abs(mean) > 0 else 1))
+    phase, region = _phase(obj, region)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.8), constrained_layout=True)
     panels = (
-        (axes[0], np.abs(obj), "object amplitude", "gray"),
-        (axes[1], phase, "object phase (rad, mean removed)", "viridis"),
+        (axes[0], np.abs(obj), f"{label} amplitude", "gray"),
+        (axes[1], phase, f"{label} phase (rad, mean removed)", "viridis"),
     )
     for ax, data, title, cmap in panels:
         extent, unit = _axes(ax, obj.shape, pixel_m)
@@ -152,6 +163,21 @@ def plot_object(plt, obj, out, *, pixel_m=None, region=None):
             _scale_bar(ax, extent[1], unit)
         ax.set_title(title)
         fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+
+
+def plot_slices(plt, slices, out, *, region=None):
+    """The phase of each slice of a multislice object (S, oy, ox), mean removed, side by
+    side as a PNG at ``out`` (one colour scale: the 2–98 % range of all slices)."""
+    phases = [_phase(np.asarray(s), region) for s in slices]
+    values = np.concatenate([p[r] for p, r in phases])
+    low, high = np.percentile(values, [2, 98])
+    fig, axes = plt.subplots(1, len(phases), figsize=(4 * len(phases), 4), squeeze=False)
+    for s, (ax, (phase, _)) in enumerate(zip(axes[0], phases, strict=True)):
+        im = ax.imshow(phase, cmap="viridis", vmin=low, vmax=high)
+        ax.set_title(f"slice {s + 1} phase (rad)")
+    fig.colorbar(im, ax=list(axes[0]), shrink=0.8)
     fig.savefig(out, dpi=90)
     plt.close(fig)
 
@@ -265,7 +291,16 @@ def save_plots(result, path) -> dict:
         result.positions_final, pixel, result.object_origin_px, result.probe.shape[-2:]
     )
     _, region = illuminated_region(result.object.shape[-2:], result.probe, offsets)
-    plot_object(plt, result.object[0], names["object"], pixel_m=pixel, region=region)
+    obj = np.asarray(result.object)
+    label = "object" if obj.ndim < 4 else f"projected object ({obj.shape[1]} slices)"
+    plot_object(
+        plt, projected_object(obj)[0], names["object"], pixel_m=pixel, region=region, label=label
+    )
+    if obj.ndim == 4:
+        names["object_slices"] = names["object"].with_name(
+            names["object"].name.replace("_object.png", "_object_slices.png")
+        )
+        plot_slices(plt, obj[0], names["object_slices"], region=region)
     plot_probe(plt, result.probe, names["probe"], pixel_m=pixel)
     plot_errors(plt, result.history, names["errors"])
     plot_positions(plt, result.positions_initial, result.positions_final, names["positions"])
@@ -282,11 +317,9 @@ def save_preview(result, path) -> Path:
     offsets = view_offsets_px(
         result.positions_final, pixel, result.object_origin_px, result.probe.shape[-2:]
     )
-    obj = np.asarray(result.object[0])
+    obj = np.asarray(projected_object(np.asarray(result.object))[0])
     _, region = illuminated_region(obj.shape, result.probe, offsets)
-    region = np.ones(obj.shape, bool) if not region.any() else region
-    mean = np.mean(obj[region])
-    phase = np.angle(obj * (np.conj(mean) / abs(mean) if abs(mean) > 0 else 1))
+    phase, region = _phase(obj, region)
     halves = []
     for data, cmap in ((np.abs(obj), "gray"), (phase, "viridis")):
         low, high = np.percentile(data[region], [2, 98])

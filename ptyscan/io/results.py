@@ -2,7 +2,8 @@
 
 Layout::
 
-    object            (M, oy, ox) complex    reconstructed object modes
+    object            (M, oy, ox) complex    reconstructed object modes; a multislice
+                      (M, S, oy, ox)         object (``object_slices`` S > 1) has its slices
     object_origin_px  (2,) int               object pixel (0, 0) in scan pixels
     probe             (K, sy, sx) complex    probe modes
     sample_pixel_m    (2,)                   object/probe pixel size, metres
@@ -39,6 +40,7 @@ __all__ = [
     "PtyrSink",
     "Result",
     "make_result",
+    "projected_object",
     "read_ptypy_result",
     "read_ptyr",
     "read_result",
@@ -66,6 +68,18 @@ class Result:
     attrs: dict
     latency: dict | None = None
     """``{'indices', 'seconds', 'p50', 'p95', 'max'}`` for live runs, else None."""
+
+
+def projected_object(obj):
+    """(M, oy, ox): the product of the slices of a multislice (M, S, oy, ox) object (the
+    projected object; its phase is the slices' summed phase); an (M, oy, ox) object as
+    it is. NumPy or CuPy."""
+    if obj.ndim < 4:
+        return obj
+    out = obj[:, 0].copy()
+    for s in range(1, obj.shape[1]):
+        out *= obj[:, s]
+    return out
 
 
 def _versions() -> dict:

@@ -5,7 +5,7 @@ Each rank reconstructs the same noise-free MoonFlower scan twice: alone
 frames, object and probe updates summed over ranks). Both must agree to rounding.
 The first chunk has a single frame, so rank 0 starts with no frame at all.
 RAAR and ePIE (whose ranks run the serial algorithm together) are checked the same way,
-and position refinement (each rank moves its own views).
+and position refinement (each rank moves its own views), and a multislice ML.
 """
 
 from __future__ import annotations
@@ -127,4 +127,39 @@ def test_position_refinement_on_one_and_two_ranks(subpixel):
     for a, b in zip(hist1, hist2, strict=True):
         assert b["position_shift_px"] == pytest.approx(a["position_shift_px"], rel=1e-9)
     gathered = comm.allgather(pos2)
+    np.testing.assert_array_equal(gathered[0], gathered[1])
+
+
+def test_multislice_ml_and_grid_search_on_one_and_two_ranks():
+    """DM with grid-search refinement, then ML splitting its object into two slices: the
+    same positions, slices and errors on one and two ranks."""
+    comm = get_comm()
+    results = []
+    for c in (SerialComm(), comm):
+        scan, _, pixel = misplaced_moonflower(60, comm=c)
+        dm = DM(
+            backend="numpy",
+            comm=c,
+            probe=model_probe(32),
+            precision="double",
+            numiter=6,
+            position_refinement={
+                "method": "gridsearch",
+                "amplitude": 2 * pixel[0],
+                "max_shift": 4 * pixel[0],
+            },
+        )
+        for size in CHUNKS:
+            dm.add_views(scan.auto(size))
+        hist = dm.iterate()
+        ml = ML(state=dm.state, object_slices=2, slice_thickness=2e-6, numiter=4)
+        hist += ml.iterate()
+        results.append((ml.object, ml.positions, hist))
+    (obj1, (_, pos1), hist1), (obj2, (_, pos2), hist2) = results
+    assert obj1.shape[:2] == (1, 2) and not np.array_equal(pos1, scan.positions)
+    np.testing.assert_allclose(pos2, pos1, rtol=0, atol=1e-9 * pixel[0])
+    assert relative(obj2, obj1) < 1e-9
+    for a, b in zip(hist1, hist2, strict=True):
+        assert b["fourier"] == pytest.approx(a["fourier"], rel=1e-8, abs=1e-12)
+    gathered = comm.allgather(obj2)
     np.testing.assert_array_equal(gathered[0], gathered[1])

@@ -1,5 +1,6 @@
-"""The forward operator of engines/operator.py: its adjoints (dot-product tests), far and
-near field, with object and probe modes, on NumPy and on the CuPy path."""
+"""The forward operator of engines/operator.py and the multislice one of
+engines/multislice.py: their adjoints (dot-product tests), far and near field, with
+object and probe modes, on NumPy and on the CuPy path."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from ptyscan.engines import get_backend
+from ptyscan.engines.multislice import MultisliceOperator
 from ptyscan.engines.operator import Operator
 from ptyscan.propagation import FarField, NearField
 
@@ -71,18 +73,55 @@ def _check_adjoints(backend, kind, modes, subpixel=False):
     np.testing.assert_allclose(norm_p, (np.abs(host(views)) ** 2).sum(axis=(0, 1)), rtol=1e-12)
 
 
+def _check_multislice_adjoints(backend, kind, modes, subpixel, slices=3):
+    """<A x, y> = <x, A* y> for every slice's map x → fw(exit(O with slice s = x)) and
+    the probe's map of the multislice operator, the adjoints from one back-propagation
+    through the slices."""
+    M, K = modes
+    offsets = OFFSETS + FRACTIONS if subpixel else OFFSETS
+    rng = np.random.default_rng(11)
+    between = NearField(
+        FRAME, distance_m=2e-9, wavelength_m=2.5e-12, psize_m=3e-11, backend=backend
+    )
+    op = MultisliceOperator(
+        backend, _propagator(kind, backend), FRAME, slices=slices, between=between
+    )
+    dev, host, xp = backend.to_device, backend.to_host, backend.xp
+    obj, probe = _random(rng, (M, slices, 22, 25)), _random(rng, (K, *FRAME))
+    far = _random(rng, (len(offsets), M, K, *FRAME))
+    g_o = xp.zeros((M, slices, 22, 25), complex)
+    g_p = xp.zeros((K, *FRAME), complex)
+    op.adjoint(dev(far.copy()), dev(probe), op.views(dev(obj), offsets), offsets, g_o, g_p)
+    g_o, g_p = host(g_o), host(g_p)
+    for s in range(slices):
+        x = _random(rng, (M, 22, 25))
+        other = obj.copy()
+        other[:, s] = x
+        lhs = np.vdot(host(op.forward(dev(other), dev(probe), offsets)).ravel(), far.ravel())
+        assert lhs == pytest.approx(np.vdot(x.ravel(), g_o[:, s].ravel()), rel=1e-12)
+    x = _random(rng, probe.shape)
+    lhs = np.vdot(host(op.forward(dev(obj), dev(x), offsets)).ravel(), far.ravel())
+    assert lhs == pytest.approx(np.vdot(x.ravel(), g_p.ravel()), rel=1e-12)
+
+
+CHECKS = {"one slice": _check_adjoints, "multislice": _check_multislice_adjoints}
+
+
+@pytest.mark.parametrize("model", list(CHECKS))
 @pytest.mark.parametrize("subpixel", [False, True])
 @pytest.mark.parametrize("kind", ["far", "near"])
 @pytest.mark.parametrize("modes", [(1, 1), (2, 3)])
-def test_adjoints_numpy(kind, modes, subpixel):
-    _check_adjoints(get_backend("numpy", precision="double", threads=1), kind, modes, subpixel)
+def test_adjoints_numpy(kind, modes, subpixel, model):
+    backend = get_backend("numpy", precision="double", threads=1)
+    CHECKS[model](backend, kind, modes, subpixel)
 
 
+@pytest.mark.parametrize("model", list(CHECKS))
 @pytest.mark.parametrize("subpixel", [False, True])
 @pytest.mark.parametrize("kind", ["far", "near"])
 @pytest.mark.parametrize("modes", [(1, 1), (2, 3)])
-def test_adjoints_cupy(cupy_module, kind, modes, subpixel):
-    _check_adjoints(get_backend("cupy", precision="double"), kind, modes, subpixel)
+def test_adjoints_cupy(cupy_module, kind, modes, subpixel, model):
+    CHECKS[model](get_backend("cupy", precision="double"), kind, modes, subpixel)
 
 
 def test_subpixel_views_interpolate_and_integer_ones_are_exact():

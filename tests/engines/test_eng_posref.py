@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _engine_helpers import misplaced_moonflower, model_probe, position_error_px
+from _engine_helpers import (
+    aligned_true_object,
+    misplaced_moonflower,
+    model_probe,
+    moonflower,
+    position_error_px,
+)
 
 from ptyscan.engines import DM, EPIE, ML, RAAR
 from ptyscan.engines.params import DMParams, PositionRefinementParams
-from ptyscan.engines.posref import amplitude_at
+from ptyscan.engines.posref import amplitude_at, grid_moves, refine_positions
 from ptyscan.errors import RecipeError
 
 
@@ -36,6 +42,8 @@ def test_the_block_takes_ptypys_forms():
     assert given.position_refinement.nshifts == 8
     with pytest.raises(RecipeError, match=r"position_refinement.nshift: .*'nshifts'\?"):
         DM(position_refinement={"nshift": 8})
+    grid = DMParams(position_refinement={"method": "GridSearch"}).position_refinement
+    assert grid.method == "gridsearch"
     with pytest.raises(RecipeError, match="gradient method refines on the 'fourier'"):
         ML(position_refinement={"method": "gradient", "metric": "photon"})
 
@@ -69,22 +77,77 @@ def test_off_and_never_due_give_todays_results(misplaced, cls):
     np.testing.assert_array_equal(pos1[1], pos0[1])
 
 
-def test_annealing_in_dm_shrinks_the_position_error(misplaced):
+def test_the_grid_search_tries_ptypys_grid():
+    pixel = np.array([2.0, 3.0])
+    pr = PositionRefinementParams(method="gridsearch", amplitude=1, max_shift=100.0)
+    # amplitude 1.5 smaller pixels: the 5 × 5 whole-pixel grid without its centre, each
+    # axis moving by its own pixel; max_shift 4 = 2 pixels: |k|² < 4 keeps 8 of them
+    moves = grid_moves(pr, 3.0, pixel)
+    assert len(moves) == 24 and not np.any(np.all(moves == 0, axis=1))
+    np.testing.assert_array_equal(np.unique(moves[:, 0]), [-4, -2, 0, 2, 4])
+    np.testing.assert_array_equal(np.unique(moves[:, 1]), [-6, -3, 0, 3, 6])
+    near = grid_moves(pr.model_copy(update={"max_shift": 4.0}), 3.0, pixel)
+    ks = {tuple(k) for k in (near / pixel).astype(int)}
+    assert ks == {(a, b) for a in (-1, 0, 1) for b in (-1, 0, 1)} - {(0, 0)}
+    assert len(grid_moves(pr, 2.0, pixel)) == 0  # at most one pixel: no move (as ptypy)
+
+
+def test_the_grid_search_finds_whole_pixel_errors_exactly():
+    """With the true object and probe, one grid search puts every view (off by up to
+    two pixels per axis) on its true position."""
+    exact = moonflower(30, 32, density=0.25)
+    true, pixel = np.asarray(exact.positions, np.float64), exact.sample_pixel_m
+    k = np.random.default_rng(5).integers(-2, 3, true.shape)
+    k[0] = 0  # the object grid is aligned on frame 0
+    from ptyscan.parallel import SerialComm
+    from ptyscan.scans.moonflower import MoonFlowerScan
+
+    scan = MoonFlowerScan(
+        num_frames=30,
+        shape=32,
+        density=0.25,
+        seed=1,
+        positions_theory=true + k * pixel,
+        comm=SerialComm(),
+    )
+    scan.initialize()
+    dm = DM(backend="numpy", precision="double", probe=scan.true_probe)
+    dm.add_views(scan.auto(100))
+    st = dm.state
+    st.ensure_probe()
+    truth = aligned_true_object(scan, st)
+    st.object[0] = np.where(np.isfinite(truth), truth, 1)
+    pr = PositionRefinementParams(method="gridsearch", max_shift=4 * pixel[0])
+    assert np.count_nonzero(k) > 30
+    refine_positions(st, pr, iteration=0, amplitude_m=2 * pixel[0], block_size=16)
+    indices, positions = dm.positions
+    np.testing.assert_allclose(positions, true[indices], rtol=0, atol=1e-9 * pixel[0])
+
+
+@pytest.mark.parametrize(
+    ("pr", "factor"),
+    [({"nshifts": 4}, 0.85), ({"method": "GridSearch"}, 0.8)],
+    ids=["annealing", "gridsearch"],
+)
+def test_trial_searches_in_dm_shrink_the_position_error(misplaced, pr, factor):
     chunk, true, pixel = _chunk(misplaced)
-    pr = {"amplitude": 2 * pixel[0], "max_shift": 4 * pixel[0], "nshifts": 4}
+    pr = {**pr, "amplitude": 2 * pixel[0], "max_shift": 4 * pixel[0]}
     dm = DM(backend="numpy", probe=model_probe(32), numiter=40, position_refinement=pr)
     dm.add_views(chunk)
     before = position_error_px(dm, true, pixel)
     hist = dm.iterate(20)
     after = position_error_px(dm, true, pixel)
     assert before == pytest.approx(1.6, abs=0.1)
-    assert after < 0.85 * before
+    assert after < factor * before
     assert hist[-1]["position_shift_px"] > 0.3
-    # the views use the refined positions: pixels follow the metres
+    # the views use the refined positions: pixels follow the metres, whole-pixel moves
     vs = dm.state.viewsets[0]
     np.testing.assert_array_equal(
         vs.pos_px, np.round(vs.positions_m / pixel).astype(np.int64) - 16
     )
+    if pr.get("method") == "GridSearch":
+        moved = (dm.positions[1] - np.asarray(chunk.positions)) / pixel
+        np.testing.assert_allclose(moved, np.round(moved), rtol=0, atol=1e-9)
 
 
 @pytest.mark.parametrize(("subpixel", "factor"), [("none", 0.75), ("linear", 0.6)])
@@ -104,7 +167,7 @@ def test_gradient_refinement_in_ml_shrinks_the_position_error(misplaced, subpixe
     np.testing.assert_array_equal(later.positions[1], ml.positions[1])
 
 
-@pytest.mark.parametrize("method", ["annealing", "gradient"])
+@pytest.mark.parametrize("method", ["annealing", "gridsearch", "gradient"])
 @pytest.mark.parametrize("subpixel", ["none", "linear"])
 def test_refinement_on_the_cupy_path(cupy_module, misplaced, method, subpixel):
     chunk, _, pixel = _chunk(misplaced)
