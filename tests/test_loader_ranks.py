@@ -6,7 +6,10 @@ frames of 64², 5 DM iterations) because three ranks share this machine's two co
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,8 +21,10 @@ from ptyscan.app.loader_ranks import check_loader_ranks
 from ptyscan.app.runner import run_recipe
 from ptyscan.errors import RecipeError
 from ptyscan.io import read_ptyr
+from ptyscan.scans.moonflower import MoonFlowerScan
 
 ABORT_LIMIT_S = 30
+JOBS = Path(__file__).resolve().parent / "mpi" / "loader_jobs.py"
 RUN_TIMEOUT_S = 120
 
 
@@ -133,7 +138,7 @@ def test_a_failing_loader_rank_aborts_the_job_with_its_message(tmp_path):
     """One of two loader ranks raises in ``load`` while the engine rank iterates: the job
     ends non-zero within 30 s and shows the message (never a hang)."""
     require_mpiexec()
-    run = mpirun(3, ["tests/mpi/loader_fails.py", str(tmp_path)], timeout=ABORT_LIMIT_S + 30)
+    run = mpirun(3, [str(JOBS), "fail", str(tmp_path)], timeout=ABORT_LIMIT_S + 30)
     assert run.returncode != 0, run.output[-4000:]
     assert run.seconds < ABORT_LIMIT_S, f"took {run.seconds:.1f} s:\n{run.output[-4000:]}"
     assert "RuntimeError: boom: detector file missing on a loader rank" in run.output
@@ -181,3 +186,26 @@ def test_a_live_acquisition_with_a_loader_rank(tmp_path):
     assert sorted(lat["indices"].tolist()) == list(range(150))
     assert np.all(np.isfinite(lat["seconds"])) and np.all(lat["seconds"] > 0)
     assert lat["p95"] < 30
+
+
+@pytest.mark.mpi
+@pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install 'ptyscan[mpi]')")
+def test_per_frame_weights_travel_with_the_frames(tmp_path):
+    """Frames with weights of their own (a dead row moving from frame to frame) from two
+    loader ranks: the engine rank gets each frame's weights; the object is the one of the
+    same job in one process, bit for bit."""
+    require_mpiexec()
+    run = mpirun(3, [str(JOBS), "weights", str(tmp_path / "split")], timeout=RUN_TIMEOUT_S)
+    assert run.returncode == 0, run.output[-4000:]
+    spec = importlib.util.spec_from_file_location("_ptyscan_loader_jobs", JOBS)
+    jobs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(jobs)
+    serial = read_ptyr(run_recipe(jobs.recipe("weights", str(tmp_path / "one"), 0)).result)
+    (path,) = (tmp_path / "split").glob("*.ptyr")
+    split = read_ptyr(path)
+    np.testing.assert_array_equal(split.indices, serial.indices)
+    np.testing.assert_array_equal(split.object, serial.object)
+    # the weights matter: without them (one shared mask of ones) the object differs
+    plain = jobs.recipe("weights", str(tmp_path / "plain"), 0)
+    plain = dataclasses.replace(plain, scan_class=MoonFlowerScan)
+    assert not np.allclose(read_ptyr(run_recipe(plain).result).object, serial.object)
