@@ -32,6 +32,16 @@ def _wait_for(paths, proc, timeout=90.0):
         time.sleep(0.05)
 
 
+def _wait_for_a_newer_preview(ptyr, iterations, proc, timeout=60.0):
+    """Until the preview at ``ptyr`` holds more than ``iterations`` iterations."""
+    end = time.monotonic() + timeout
+    while len(read_ptyr(ptyr).history["fourier"]) <= iterations:
+        if proc.poll() is not None or time.monotonic() > end:
+            kill(proc)
+            pytest.fail(f"the preview was not rewritten within {timeout} s")
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize(
     ("ranks", "loaders", "sig"),
     [(2, 0, signal.SIGINT), (2, 0, signal.SIGTERM), (3, 1, signal.SIGINT)],
@@ -52,6 +62,7 @@ def test_stop_under_mpi_writes_once_exits_130_and_resumes(tmp_path, ranks, loade
         preview = read_ptyr(ptyr)  # atomic rewrites: never half a file
         assert preview.attrs["status"] == "preview"
         assert preview.attrs["ranks"] == ranks - loaders  # the ranks that reconstruct
+        _wait_for_a_newer_preview(ptyr, len(preview.history["fourier"]), proc)
         proc.send_signal(sig)  # mpiexec forwards it to every rank
         output = finish(proc, timeout=60)
     finally:
