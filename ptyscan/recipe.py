@@ -62,6 +62,11 @@ class RunParams(ParamsModel):
     """Seconds between previews while reconstructing (0: none): the result so far is
     written to the .ptyr (status 'preview', atomically) with its PNG pictures, so the sample
     can be looked at while it is still being scanned."""
+    loader_ranks: int = Field(0, ge=0)
+    """Under MPI, ranks that only read and prepare frames and send each one to the engine
+    rank that owns it, while the other ranks only reconstruct (0: every rank does both).
+    Pays when preparing is slow or the engines run on GPUs. Must be below the number of
+    ranks; in a single process it is ignored with a warning."""
     plot: bool = True
     """Save PNG pictures (object, probe, errors) next to the result (needs matplotlib)."""
     result_formats: tuple[str, ...] = ("ptyr",)

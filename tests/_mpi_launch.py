@@ -72,8 +72,11 @@ def require_mpiexec():
         pytest.skip("no mpiexec (pip install 'ptyscan[mpi]')")
 
 
-def mpirun(n, args, *, timeout, env=None):
-    """Run ``mpiexec -n n python ARGS`` from the repo root; fail (never hang) on timeout."""
+def start(n, args, *, env=None, cwd=ROOT):
+    """Start ``mpiexec -n n python ARGS`` (own session, output piped); the Popen.
+
+    The caller ends it with :func:`finish` (or signals it: mpiexec forwards SIGINT and
+    SIGTERM to every rank)."""
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
@@ -81,26 +84,45 @@ def mpirun(n, args, *, timeout, env=None):
     full_env["OMP_NUM_THREADS"] = "1"  # ranks share this machine's cores
     full_env.update(env or {})
     cmd = [MPIEXEC, "-n", str(n), sys.executable, *args]
-    start = time.monotonic()
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         cmd,
-        cwd=ROOT,
+        cwd=cwd,
         env=full_env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
+
+
+def finish(proc, *, timeout):
+    """Wait for a :func:`start`-ed job; kill it with all its ranks and fail the test when
+    it runs over ``timeout`` seconds (an MPI hang?). Its output."""
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_tree(proc)
         output, _ = proc.communicate()
         pytest.fail(
-            f"{' '.join(cmd)} did not finish within {timeout} s (an MPI hang?) and was "
-            f"killed; last output:\n{output[-6000:]}"
+            f"{' '.join(proc.args)} did not finish within {timeout} s (an MPI hang?) and "
+            f"was killed; last output:\n{output[-6000:]}"
         )
-    return Launch(proc.returncode, output, time.monotonic() - start)
+    return output
+
+
+def kill(proc):
+    """SIGKILL a :func:`start`-ed job and every one of its ranks (no-op once it ended)."""
+    if proc.poll() is None:
+        _kill_tree(proc)
+        proc.communicate()
+
+
+def mpirun(n, args, *, timeout, env=None):
+    """Run ``mpiexec -n n python ARGS`` from the repo root; fail (never hang) on timeout."""
+    start_s = time.monotonic()
+    proc = start(n, args, env=env)
+    output = finish(proc, timeout=timeout)
+    return Launch(proc.returncode, output, time.monotonic() - start_s)
 
 
 def pytest_args(*paths):

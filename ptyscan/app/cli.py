@@ -89,7 +89,9 @@ def _cmd_run(args, comm):
                 else ""
             )
             + " in "
-            f"{summary.seconds:.1f} s on {summary.ranks} rank(s) -> {summary.result}"
+            f"{summary.seconds:.1f} s on {summary.ranks} rank(s)"
+            + (f" ({summary.loader_ranks} loading)" if summary.loader_ranks else "")
+            + f" -> {summary.result}"
             + (f" (last errors: {errors})" if errors else "")
         )
         if summary.latency is not None:

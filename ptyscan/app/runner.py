@@ -7,6 +7,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -20,6 +21,7 @@ from ..parallel import get_comm
 from ..plausibility import check_object_memory
 from ..scan_support import collective
 from .live import LatencyClock, PreviewTimer
+from .loader_ranks import check_loader_ranks, run_split
 from .stopping import StopRequest
 from .streaming import iterate_chunks, stream_to_end
 
@@ -96,6 +98,9 @@ class RunSummary:
         """Iterations after the last frame: the engines' ``numiter`` summed."""
         return self.iterations - self.streaming_iterations
 
+    loader_ranks: int = 0
+    """Of ``ranks``, those that only prepared frames (``run.loader_ranks``)."""
+
 
 class _StopError(Exception):
     """Raised inside the run when a stop was requested (SIGINT/SIGTERM)."""
@@ -104,9 +109,9 @@ class _StopError(Exception):
 class _Run:
     """State of one ``run_recipe`` call: scan, engines, frames seen, outputs."""
 
-    def __init__(self, recipe, comm, snapshot, stop):
+    def __init__(self, recipe, comm, snapshot, stop, scan):
         self.recipe, self.comm, self.snapshot, self.stop = recipe, comm, snapshot, stop
-        self.scan = recipe.make_scan(comm=comm)
+        self.scan = scan  # the recipe's scan, or the loader ranks' chunks (ChunkReceiver)
         self.classes = recipe.engine_classes
         self.engines = [self.classes[0](recipe.engines[0], backend=recipe.run.backend, comm=comm)]
         device = self.engines[0].backend.device
@@ -320,10 +325,15 @@ def run_recipe(recipe, *, comm=None, resume=False) -> RunSummary:
     SIGINT (Ctrl-C) or SIGTERM finishes the current iteration, writes the result
     with status ``interrupted`` and a checkpoint, and raises
     :class:`~ptyscan.errors.RunInterruptedError` (the command line exits with 130).
+
+    With ``run.loader_ranks: N`` (N > 0, under MPI) the last N ranks only prepare
+    frames and send them to the other ranks, which only reconstruct (module
+    :mod:`~ptyscan.app.loader_ranks`).
     """
     comm = comm if comm is not None else get_comm()
     if not recipe.engines:
         raise RecipeError(["engines: the recipe names no engine; add e.g. engines: [{name: DM}]"])
+    loaders = check_loader_ranks(recipe.run.loader_ranks, comm.size)
     check_outputs(recipe, comm)
     snapshot = None
     if resume:
@@ -334,22 +344,29 @@ def run_recipe(recipe, *, comm=None, resume=False) -> RunSummary:
                 "written every run.checkpoint_every iterations and when a run is interrupted)"
             )
         snapshot = read_ptyr(path)
-    start = time.perf_counter()
+    if loaders:  # engine ranks: _reconstruct(recipe, engine comm, ChunkReceiver, stop)
+        return run_split(recipe, comm, loaders, partial(_reconstruct, recipe, snapshot=snapshot))
     with StopRequest(comm) as stop:
-        job = _Run(recipe, comm, snapshot, stop)
-        try:
-            with logging_redirect_tqdm():  # log lines above the bar, not through it
-                job.stream()
-                if job.frames == 0:
-                    raise PtyScanError(f"{type(job.scan).__name__}: the scan delivered no frame")
-                if snapshot is not None:
-                    job.restore()
-                job.reconstruct()
-        except _StopError:
-            _finish_interrupted(job, recipe, comm)
-        finally:
-            if job.bar is not None:
-                job.bar.close()
+        return _reconstruct(recipe, comm, recipe.make_scan(comm=comm), stop, snapshot=snapshot)
+
+
+def _reconstruct(recipe, comm, scan, stop, *, snapshot) -> RunSummary:
+    """Stream ``scan`` into the engines, reconstruct, write the result; the summary."""
+    start = time.perf_counter()
+    job = _Run(recipe, comm, snapshot, stop, scan)
+    try:
+        with logging_redirect_tqdm():  # log lines above the bar, not through it
+            job.stream()
+            if job.frames == 0:
+                raise PtyScanError(f"{type(job.scan).__name__}: the scan delivered no frame")
+            if snapshot is not None:
+                job.restore()
+            job.reconstruct()
+    except _StopError:
+        _finish_interrupted(job, recipe, comm)
+    finally:
+        if job.bar is not None:
+            job.bar.close()
     out = recipe.result_path
     result = job.write(status="final")
     if comm.rank == 0:
