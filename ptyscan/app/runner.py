@@ -12,6 +12,7 @@ from functools import partial
 import numpy as np
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from ..engines.initial import place_part
 from ..errors import PtyScanError, RecipeError, RunInterruptedError
 from ..io.atomic import check_writable, keep_previous
 from ..io.plots import save_plots, save_preview
@@ -181,7 +182,7 @@ class _Run:
         sliced = [e for e in self.recipe.engines if getattr(e, "object_slices", 1) > 1]
         if np.ndim(snap.object) == 4 and state.object_slices == 1 and sliced:
             state.set_slices(snap.object.shape[1], sliced[0].slice_thickness)  # ML's slices
-        obj = _place(snap.object, snap.object_origin_px, state.object_host, state.origin_px)
+        obj = place_part(snap.object, snap.object_origin_px, state.object_host, state.origin_px)
         if obj is None:
             raise PtyScanError(
                 f"--resume: the checkpoint's object {snap.object.shape} at "
@@ -434,19 +435,3 @@ def _finish_interrupted(job, recipe, comm):
 
 def _same(a, b) -> bool:
     return os.path.normpath(os.fspath(a)) == os.path.normpath(os.fspath(b))
-
-
-def _place(part, part_origin, whole, whole_origin):
-    """``whole`` with ``part`` pasted at its place (both (M, oy, ox) or (M, S, oy, ox),
-    origins in pixels);
-    ``part`` itself when they match; None when ``part`` does not lie inside ``whole``."""
-    part, whole = np.asarray(part), np.asarray(whole)
-    offset = np.asarray(part_origin) - np.asarray(whole_origin)
-    if part.shape == whole.shape and not offset.any():
-        return part
-    end = offset + part.shape[-2:]
-    if part.shape[:-2] != whole.shape[:-2] or (offset < 0).any() or (end > whole.shape[-2:]).any():
-        return None
-    out = whole.copy()
-    out[..., offset[0] : end[0], offset[1] : end[1]] = part
-    return out

@@ -9,7 +9,7 @@ from ..geometry import centred_coordinates_px
 from ..propagation import FarField
 from .multislice import with_slices
 
-__all__ = ["initial_object", "initial_probe", "paste_start"]
+__all__ = ["initial_object", "initial_probe", "paste_start", "place_part"]
 
 
 def initial_object(shape, dtype, slices=1):
@@ -50,6 +50,22 @@ def paste_start(obj, origin_px, start_object, pixel_m):
     (c0, c1), (d0, d1) = lo - start_origin, hi - start_origin
     obj[:modes, ..., a0:b0, a1:b1] = start[:modes, ..., c0:d0, c1:d1]
     return obj
+
+
+def place_part(part, part_origin, whole, whole_origin):
+    """``whole`` with ``part`` pasted at its place (both (M, oy, ox) or (M, S, oy, ox),
+    origins in pixels);
+    ``part`` itself when they match; None when ``part`` does not lie inside ``whole``."""
+    part, whole = np.asarray(part), np.asarray(whole)
+    offset = np.asarray(part_origin) - np.asarray(whole_origin)
+    if part.shape == whole.shape and not offset.any():
+        return part
+    end = offset + part.shape[-2:]
+    if part.shape[:-2] != whole.shape[:-2] or (offset < 0).any() or (end > whole.shape[-2:]).any():
+        return None
+    out = whole.copy()
+    out[..., offset[0] : end[0], offset[1] : end[1]] = part
+    return out
 
 
 def _soft_disc(frame, radius):

@@ -99,6 +99,7 @@ def test_fft_thread_limit_is_per_thread():
         # Poisson CG with exact line searches amplifies rounding ~10x per iteration from a
         # flat start (1e-7 after one, 3e-5 after two, 0.1 after six): two iterations
         (ML, dict(ML_type="poisson", poly_line_coeffs="all"), 2),
+        (ML, dict(ML_type="gaussian", object_slices=2, slice_thickness=5e-6), 4),
     ],
 )
 def test_two_threads_reconstruct_what_one_thread_does(chunk, cls, extra, iterations):
