@@ -1,7 +1,7 @@
 """StemScan: 4D-STEM electron ptychography data with PtyRAD's ``init_params``.
 
-Frames come from an EMPAD ``.raw``, HDF5, ``.npy``, TIFF or MATLAB file, or an array
-(:mod:`.stem_sources`), laid out ``(N, ky, kx)`` or ``(Ry, Rx, ky, kx)``
+Frames come from an EMPAD ``.raw``, HDF5, ``.npy``, TIFF, MATLAB or Zarr file, or an
+array (:mod:`.stem_files`), laid out ``(N, ky, kx)`` or ``(Ry, Rx, ky, kx)``
 (:mod:`.stem_layout`). They are read per chunk and per rank, never the whole scan.
 
 ``load_common`` makes one streaming pass over the frames (each rank its share when
@@ -45,6 +45,7 @@ from ..scan import PtyScan
 from ..simulate.electron import ANGSTROM_M
 from .closing import ClosesAtEnd
 from .stem_export import MeasExporter
+from .stem_files import open_source
 from .stem_layout import (
     build_layout,
     initial_probe,
@@ -52,7 +53,6 @@ from .stem_layout import (
     raster_positions_angstrom,
 )
 from .stem_params import StemScanParams
-from .stem_sources import open_source
 
 __all__ = ["StemScan", "StemScanParams"]
 

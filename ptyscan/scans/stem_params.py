@@ -23,7 +23,7 @@ from ..simulate.modes import mode_fractions
 
 __all__ = ["MEAS_SOURCES", "POS_SOURCES", "StemScanParams"]
 
-MEAS_SOURCES = ("file", "raw", "h5", "hdf5", "npy", "tif", "tiff", "mat", "custom")
+MEAS_SOURCES = ("file", "raw", "h5", "hdf5", "npy", "tif", "tiff", "mat", "zarr", "custom")
 POS_SOURCES = ("simu", "custom", "ptyr", "PtyRAD")
 Real = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -38,11 +38,11 @@ class MeasParams(ParamsModel):
     """``meas_params``: where the frames are (PtyRAD's keys)."""
 
     path: InputPath = None
-    """File of the frames (.raw, .h5/.hdf5, .npy, .tif/.tiff, .mat); relative: next to
-    the recipe (else the working directory)."""
+    """File of the frames (.raw, .h5/.hdf5, .npy, .tif/.tiff, .mat, .zarr); relative: next
+    to the recipe (else the working directory)."""
     key: str | None = None
-    """Dataset (HDF5, MATLAB v7.3) or variable (older .mat) of the frames; None: the only
-    3-D or 4-D dataset."""
+    """Dataset (HDF5, MATLAB v7.3), variable (older .mat) or array in a Zarr group of the
+    frames; None: the only 3-D or 4-D one."""
     shape: tuple[int, ...] | None = None
     """(N, ky, kx) or (Ry, Rx, ky, kx) of a .raw file; None: from pos_N_scan_slow,
     pos_N_scan_fast and meas_Npix."""
@@ -50,8 +50,44 @@ class MeasParams(ParamsModel):
     """Bytes before the first .raw frame."""
     gap: int | None = Field(None, ge=0)
     """Bytes after each .raw frame; None: 1024 (EMPAD-1's 2 metadata rows)."""
+    selection: list[Any] | None = None
+    """Load-time selection of the stored array, one entry per axis (missing trailing axes
+    whole): None (all), an index (drops the axis) or [start, stop] / [start, stop, step]
+    (NumPy slicing), e.g. [[0, 64], [0, 64], null, null]; applied as frames are read."""
+    zarr_kwargs: dict[str, Any] | None = None
+    """Keyword arguments of ``zarr.open`` (e.g. storage_options); not path or selection."""
     array: Any = None
     """The frames for ``meas_source: custom`` (an array; PtyRAD passes it as meas_params)."""
+
+    @field_validator("selection")
+    @classmethod
+    def _selection(cls, value):
+        for item in value or ():
+            whole = isinstance(item, int) and not isinstance(item, bool)
+            span = (
+                isinstance(item, list | tuple)
+                and len(item) in (2, 3)
+                and all(
+                    v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in item
+                )
+            )
+            if not (item is None or whole or span):
+                raise ValueError(
+                    "must be one entry per axis: None, an index or [start, stop(, step)] of "
+                    f"ints, got {short_repr(item)} in {short_repr(value)}"
+                )
+        return value or None
+
+    @field_validator("zarr_kwargs")
+    @classmethod
+    def _zarr_kwargs(cls, value):
+        clash = sorted({"path", "selection", "mode"} & set(value or {}))
+        if clash:
+            raise ValueError(
+                f"must not set {', '.join(clash)} (key picks the array, selection the frames, "
+                f"the store is opened read-only), got {short_repr(value)}"
+            )
+        return value
 
     @field_validator("shape")
     @classmethod
@@ -251,9 +287,9 @@ class StemScanParams(PtyScanParams):
     """{mode: mean_total_ints | target_intensity, value}: the initial probe's intensity."""
     meas_source: Literal[MEAS_SOURCES] = "file"
     """Type of the frames: 'file' (from the extension), raw, h5/hdf5, npy, tif/tiff, mat,
-    or custom (an array in meas_params)."""
+    zarr (the zarr extra), or custom (an array in meas_params)."""
     meas_params: Annotated[MeasParams, BeforeValidator(_meas_params)] = MeasParams()
-    """{path, key, shape, offset, gap} (or the array, for custom)."""
+    """{path, key, shape, offset, gap, selection, zarr_kwargs} (or the array, for custom)."""
     meas_Npix: int | None = Field(None, ge=4, le=8192)
     """Detector pixels across (for .raw without a shape); None: from the data."""
     meas_calibration: Calibration = Calibration()
