@@ -191,7 +191,7 @@ def _open(meas_source, meas_params, *, default_shape, where):
         if shape is None:
             raise ScanError(
                 f"{where}.shape: got None; expected (N, ky, kx) of the .raw file "
-                "(or set pos_N_scan_slow, pos_N_scan_fast and meas_Npix)"
+                "(or set meas_Npix and pos_N_scans or pos_N_scan_slow and pos_N_scan_fast)"
             )
         offset = int(meas_params.get("offset") or 0)
         gap = meas_params.get("gap")

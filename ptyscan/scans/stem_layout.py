@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from ..errors import ScanError
+from ..io.results import read_ptyr
 from ..simulate.aberrations import normalize_aberrations
 from ..simulate.electron import ANGSTROM_M, electron_probe
 from ..simulate.modes import mixed_state_probe
@@ -26,6 +27,7 @@ __all__ = [
     "initial_probe",
     "ptyrad_positions_px",
     "raster_positions_angstrom",
+    "scan_positions_m",
 ]
 
 PTYRAD_POSITIONS = ("model_attributes/crop_pos", "optimizable_tensors/probe_pos_shifts")
@@ -116,9 +118,20 @@ def build_layout(stored_shape, p, *, where="scan") -> Layout:
     lead = tuple(int(s) for s in stored_shape[:-2])
     order, transpose = perm[:-2], perm[-2] == ndim - 1
     n_scans = int(np.prod(lead))
+    detector = tuple(int(stored_shape[a]) for a in perm[-2:])
+    if p.meas_Npix is not None and detector != (p.meas_Npix, p.meas_Npix):
+        raise ScanError(
+            f"{where}.meas_Npix: got {p.meas_Npix}; the data's detector is {detector[0]} × "
+            f"{detector[1]} px (shape {tuple(stored_shape)}): set meas_Npix to the stored "
+            "detector size (or fix meas_permute)"
+        )
+    if p.pos_N_scans is not None and p.pos_N_scans != n_scans:
+        raise ScanError(
+            f"{where}.pos_N_scans: got {p.pos_N_scans}; the data hold {n_scans} frames "
+            f"(shape {tuple(stored_shape)})"
+        )
     if p.meas_reshape is not None:
         target = tuple(p.meas_reshape)
-        detector = tuple(stored_shape[a] for a in perm[-2:])
         if len(target) != 3 or target[1:] != detector or target[0] != n_scans:
             raise ScanError(
                 f"{where}.meas_reshape: got {list(target)}; expected (N_scans, ky, kx) = "
@@ -178,11 +191,11 @@ def raster_positions_angstrom(grid, p, *, dx_angstrom, rng):
         pos = pos[::-1]
     if flip[1]:
         pos = pos[:, ::-1]
-    if flip[2]:
-        pos = pos.transpose(1, 0, 2)
+    if flip[2]:  # each position's y and x swap places (the frame order stays)
+        pos = pos[..., ::-1]
     pos = pos.reshape(-1, 2)
-    if p.pos_scan_affine is not None:
-        pos = pos @ affine_matrix(*p.pos_scan_affine).T
+    if p.pos_scan_affine is not None:  # row vectors (y, x) times the matrix, PtyRAD's
+        pos = pos @ affine_matrix(*p.pos_scan_affine)
     if p.pos_scan_rand_std:
         pos = pos + rng.normal(0.0, p.pos_scan_rand_std * dx_angstrom, pos.shape)
     return pos
@@ -214,6 +227,36 @@ def initial_probe(p, *, shape, dx_angstrom, total_intensity):
     )
     if p.probe_pmode_max == 1:
         return probe[None]
-    powers = p.probe_pmode_init_pows
-    powers = powers[0] if len(powers) == 1 else powers
+    powers = p.probe_pmode_init_pows  # one fraction, or all of them with mode 0 first
+    powers = powers[0] if len(powers) == 1 else powers[1:]
     return mixed_state_probe(probe, n_modes=p.probe_pmode_max, powers=powers)
+
+
+def scan_positions_m(p, grid, *, dx_angstrom, seed) -> np.ndarray:
+    """(N, 2) positions (y, x) in metres from ``pos_source``: the simulated raster of
+    ``grid``, our ``.ptyr`` result, a PtyRAD result or a custom array (px of dx)."""
+    if p.pos_source == "ptyr":
+        if not isinstance(p.pos_params, str):
+            raise ScanError(
+                f"scan.pos_params: got {type(p.pos_params).__name__}; expected the path of "
+                "a .ptyr result for pos_source 'ptyr'"
+            )
+        return read_ptyr(p.pos_params).positions_final
+    if p.pos_source == "PtyRAD":
+        return ptyrad_positions_px(p.pos_params) * dx_angstrom * ANGSTROM_M
+    if p.pos_source == "custom":
+        pos = np.asarray(p.pos_params, np.float64) if p.pos_params is not None else None
+        if pos is None or pos.ndim != 2 or pos.shape[1] != 2 or not np.isfinite(pos).all():
+            raise ScanError(
+                f"scan.pos_params: got shape {getattr(pos, 'shape', None)}; expected a "
+                "finite (N, 2) array (y, x) in pixels of dx for pos_source 'custom'"
+            )
+        return pos * dx_angstrom * ANGSTROM_M
+    if grid is None:
+        raise ScanError(
+            "scan.pos_N_scan_slow / pos_N_scan_fast: got None; pos_source 'simu' needs the "
+            "raster (or data stored as (Ry, Rx, ky, kx))"
+        )
+    rng = np.random.default_rng([int(seed), 11])
+    pos = raster_positions_angstrom(grid, p, dx_angstrom=dx_angstrom, rng=rng)
+    return pos * ANGSTROM_M

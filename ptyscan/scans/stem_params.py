@@ -148,8 +148,9 @@ class Normalization(ParamsModel):
 class Pad(ParamsModel):
     """``meas_pad``: pad the patterns to target_Npix with a background (dk unchanged)."""
 
-    mode: Literal["precompute", "on_the_fly"] | None = None
-    """None: no padding; 'precompute' (and 'on_the_fly', the same here: frames stream)."""
+    mode: Literal["precompute", "on_the_fly"] | None = "on_the_fly"
+    """'on_the_fly' (PtyRAD's default) or 'precompute': the same here (frames stream);
+    null: no padding (as is meas_pad: null, the default)."""
     padding_type: Literal[PAD_TYPES] = "power"
     target_Npix: int = Field(256, ge=1, le=8192)
     value: Real = 0.0
@@ -161,14 +162,19 @@ class Pad(ParamsModel):
 class Resample(ParamsModel):
     """``meas_resample``: zoom the patterns (kMax unchanged, dk / factor)."""
 
-    mode: Literal["precompute", "on_the_fly"] | None = None
+    mode: Literal["precompute", "on_the_fly"] | None = "on_the_fly"
+    """'on_the_fly' (PtyRAD's default) or 'precompute': the same here; null: no resample."""
     scale_factors: tuple[float, float] = (2.0, 2.0)
+    """[ky_zoom, kx_zoom], equal (square detectors, as PtyRAD)."""
 
     @field_validator("scale_factors")
     @classmethod
     def _factors(cls, value):
-        if not all(0.05 <= v <= 16 for v in value):
-            raise ValueError(f"must be two zoom factors between 0.05 and 16, got {value}")
+        if not all(0.05 <= v <= 16 for v in value) or value[0] != value[1]:
+            raise ValueError(
+                f"must be two equal zoom factors between 0.05 and 16 (square detectors), got "
+                f"{list(value)}"
+            )
         return value
 
 
@@ -182,9 +188,11 @@ class PoissonNoise(ParamsModel):
 class ProbeNormalization(ParamsModel):
     """``probe_normalization``: Σ|probe|² of the initial probe."""
 
-    mode: Literal["mean_total_ints", "target_intensity"] = "mean_total_ints"
-    """mean_total_ints: the mean total intensity of the prepared patterns; target_intensity:
-    ``value``."""
+    mode: Literal["mean_total_ints", "max_total_ints", "target_intensity"] = "mean_total_ints"
+    """mean_total_ints: the mean total intensity (sum over ky, kx) of the prepared patterns
+    (before Poisson noise: its expectation); max_total_ints: the largest total intensity
+    of a prepared pattern (ideally vacuum: electrons scattered off the detector; one more
+    pass over the frames); target_intensity: ``value``."""
     value: float | None = Field(None, gt=0, le=1e15, allow_inf_nan=False)
 
     @model_validator(mode="after")
@@ -282,7 +290,8 @@ class StemScanParams(PtyScanParams):
     probe_pmode_max: int = Field(1, ge=1, le=64)
     """Number of mixed probe modes of the initial probe."""
     probe_pmode_init_pows: list[float] = [0.02]
-    """Power of each additional mode (fraction of the total), PtyRAD's."""
+    """[p]: each additional mode holds the fraction p of the total intensity, mode 0 the
+    rest; or probe_pmode_max fractions summing to 1 (mode 0 first), PtyRAD's."""
     probe_normalization: ProbeNormalization = ProbeNormalization()
     """{mode: mean_total_ints | target_intensity, value}: the initial probe's intensity."""
     meas_source: Literal[MEAS_SOURCES] = "file"
@@ -291,7 +300,11 @@ class StemScanParams(PtyScanParams):
     meas_params: Annotated[MeasParams, BeforeValidator(_meas_params)] = MeasParams()
     """{path, key, shape, offset, gap, selection, zarr_kwargs} (or the array, for custom)."""
     meas_Npix: int | None = Field(None, ge=4, le=8192)
-    """Detector pixels across (for .raw without a shape); None: from the data."""
+    """Detector pixels across, as stored (square): the .raw shape when meas_params has
+    none, and checked against the data (after meas_permute); None: from the data."""
+    pos_N_scans: int | None = Field(None, ge=1, le=10_000_000_000)
+    """Number of scan positions (frames), checked against the data; None:
+    pos_N_scan_slow × pos_N_scan_fast (or the data)."""
     meas_calibration: Calibration = Calibration()
     """{mode, value}: dx | dk | kMax | da | angleMax | n_alpha | RBF | fitRBF."""
     meas_permute: tuple[int, ...] | None = None
@@ -304,8 +317,22 @@ class StemScanParams(PtyScanParams):
     """[[slow0, slow1], [fast0, fast1], [ky0, ky1], [kx0, kx1]] ([start, stop) or None)."""
     meas_remove_neg_values: NegValues = NegValues()
     meas_normalization: Normalization = Normalization()
-    meas_pad: Pad = Pad()
-    meas_resample: Resample = Resample()
+    meas_pad: Pad | None = None
+    """{mode, padding_type, target_Npix (px), value, threshold (percentile)}: pad the
+    patterns to target_Npix with a fitted background (dk kept, dx smaller); null: none."""
+    meas_resample: Resample | None = None
+    """{mode, scale_factors}: zoom the patterns (kMax kept, dk / factor); null: none."""
+
+    @property
+    def pads(self) -> bool:
+        """meas_pad is set with a mode."""
+        return self.meas_pad is not None and self.meas_pad.mode is not None
+
+    @property
+    def resamples(self) -> bool:
+        """meas_resample is set with a mode."""
+        return self.meas_resample is not None and self.meas_resample.mode is not None
+
     meas_add_source_size: float | None = Field(None, ge=0, le=100)
     """Source size (partial spatial coherence): Gaussian std in Å of a blur along both scan
     axes (needs the raster); a chunk reads int(4σ/step + 0.5) more scan rows each side."""
@@ -329,16 +356,24 @@ class StemScanParams(PtyScanParams):
     pos_scan_step_size: float = Field(1.0, ge=0.01, le=100)
     """Raster step in Å (0.01 to 100)."""
     pos_scan_flipT: FlipT = None
-    """[flipup, fliplr, transpose] of the simulated raster."""
+    """[flipup, fliplr, transpose] of the simulated raster: flip the slow axis, flip the
+    fast axis, swap y and x of every position (PtyRAD's; prefer meas_flipT)."""
     pos_scan_affine: tuple[Real, Real, Real, Real] | None = None
-    """[scale, asymmetry, rotation (deg), shear (deg)] of the raster (PtychoShelves')."""
+    """[scale, asymmetry, rotation (deg), shear (deg)] of the raster: (y, x) ← (y, x) · A
+    with A = scale · asymmetry · rotation · shear (PtychoShelves' matrices, PtyRAD's)."""
     pos_scan_rand_std: float | None = Field(0.15, ge=0, le=100)
     """Random displacement (std, px of dx) of the simulated positions; None or 0: none."""
 
     @model_validator(mode="after")
     def _mode_powers(self):
+        pows, n = self.probe_pmode_init_pows, self.probe_pmode_max
+        if len(pows) > 1 and (len(pows) != n or not np.isclose(sum(pows), 1.0, rtol=1e-5)):
+            raise ValueError(
+                f"probe_pmode_init_pows: got {short_repr(pows)}; expected one fraction or "
+                f"probe_pmode_max = {n} fractions summing to 1 (mode 0 first)"
+            )
         try:
-            mode_fractions(self.probe_pmode_max, self.probe_pmode_init_pows)
+            mode_fractions(n, pows if len(pows) == 1 else pows[1:])
         except ParameterError as exc:
             raise ValueError(f"probe_pmode_init_pows: {exc}") from None
         return self

@@ -1,5 +1,6 @@
 """StemScan over several ranks (run under mpiexec): the statistics pass is shared and
-summed over MPI, and the prepared frames equal the serial ones."""
+summed over MPI, and the prepared frames equal the serial ones; so does the initial
+probe, normalised to the largest prepared pattern (a maximum over ranks)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ PARS = {
     "meas_calibration": {"mode": "fitRBF"},
     "meas_add_source_size": 0.3,  # Å: 0.6 scan steps, chunks read 2 more rows each side
     "pos_scan_step_size": 0.5,
+    "probe_normalization": {"mode": "max_total_ints"},  # a second pass, the max over ranks
     "seed": 5,
 }
 

@@ -1,0 +1,165 @@
+"""StemScan's knobs mean what PtyRAD's ``init_params`` documents (PtyRAD 1.0): probe
+normalisation modes, pad/resample modes, the scan pattern's flip/transpose and affine,
+mixed-mode powers, and the checks of meas_Npix and pos_N_scans."""
+
+import numpy as np
+import pytest
+from _helpers import drain
+
+from ptyscan.errors import PtyScanError, RecipeError
+from ptyscan.parallel import SerialComm
+from ptyscan.scans.stem import StemScan
+
+DX = 0.3
+
+
+def _frames(shape=(4, 5, 16, 16), seed=0):
+    """Positive frames: a bright disk whose brightness changes from frame to frame."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[: shape[-2], : shape[-1]]
+    disk = (np.hypot(y - shape[-2] / 2, x - shape[-1] / 2) < 5).astype(np.float32) * 50
+    gain = rng.uniform(0.5, 1.5, (*shape[:-2], 1, 1))
+    return (disk * gain + rng.uniform(0.5, 2.0, shape)).astype(np.float32)
+
+
+def _scan(arr, **kw):
+    pars = {
+        "meas_source": "custom",
+        "meas_params": arr,
+        "meas_calibration": {"mode": "dx", "value": DX},
+        "pos_scan_rand_std": 0,
+        "seed": 4,
+        **kw,
+    }
+    return StemScan(pars, comm=SerialComm())
+
+
+def _prepared(scan, per_chunk=6):
+    return np.concatenate([c.data for c in drain(scan, per_chunk)])
+
+
+def _probe_power(scan):
+    return float(np.sum(np.abs(scan.probe) ** 2))
+
+
+def test_probe_normalization_mean_max_and_target():
+    arr = _frames()
+    expected = arr.reshape(20, 16, 16) / arr.reshape(20, 16, 16).mean(axis=0).max()
+    totals = expected.sum(axis=(1, 2), dtype=np.float64)
+    assert totals.max() > 1.2 * totals.mean()  # the modes differ on these data
+    for mode, want in (("mean_total_ints", totals.mean()), ("max_total_ints", totals.max())):
+        scan = _scan(arr, probe_normalization={"mode": mode})
+        np.testing.assert_allclose(_prepared(scan), expected, rtol=1e-6)
+        assert _probe_power(scan) == pytest.approx(want, rel=1e-5), mode
+    scan = _scan(arr, probe_normalization={"mode": "target_intensity", "value": 123.0})
+    scan.initialize()
+    assert _probe_power(scan) == pytest.approx(123.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("source_size", [None, 0.3])
+def test_max_total_ints_is_the_largest_prepared_pattern_with_noise_and_blur(source_size):
+    """The second pass prepares the frames exactly as the chunks do (Poisson noise per
+    frame, a blur along the scan): the probe holds the largest pattern's total."""
+    arr = _frames(seed=1)
+    scan = _scan(
+        arr,
+        probe_normalization={"mode": "max_total_ints"},
+        meas_add_poisson_noise={"unit": "total_e_per_pattern", "value": 500},
+        meas_add_detector_blur=0.8,
+        meas_add_source_size=source_size,
+        pos_scan_step_size=0.5,
+    )
+    data = _prepared(scan, per_chunk=7)
+    totals = data.sum(axis=(1, 2), dtype=np.float64)
+    assert _probe_power(scan) == pytest.approx(totals.max(), rel=1e-5)
+    assert totals.max() > totals.mean() * 1.1
+
+
+def test_pad_and_resample_given_without_mode_run_on_the_fly():
+    """PtyRAD: a meas_pad / meas_resample block without a mode is 'on_the_fly' (applied);
+    mode null turns it off; no block (the default) is none."""
+    arr = _frames()
+    pad = {"target_Npix": 20, "padding_type": "constant", "value": 0.0}
+    shapes = {}
+    for name, kw in {
+        "none": {},
+        "pad": {"meas_pad": pad},
+        "pad_off": {"meas_pad": {**pad, "mode": None}},
+        "resample": {"meas_resample": {"scale_factors": [1.5, 1.5]}},
+    }.items():
+        scan = _scan(arr, **kw)
+        shapes[name] = _prepared(scan).shape[1:]
+    assert shapes == {"none": (16, 16), "pad": (20, 20), "pad_off": (16, 16), "resample": (24, 24)}
+    with pytest.raises(
+        RecipeError, match=r"scale_factors.*two equal zoom factors.*\[1\.5, 2\.0\]"
+    ):
+        _scan(arr, meas_resample={"scale_factors": [1.5, 2.0]})
+
+
+def _positions(**kw):
+    scan = _scan(_frames(shape=(12, 16, 16)), pos_N_scan_slow=3, pos_N_scan_fast=4, **kw)
+    scan.initialize()
+    return scan.positions / 1e-10
+
+
+def test_scan_transpose_swaps_y_and_x_of_each_position():
+    plain = _positions(pos_scan_step_size=0.5)
+    swapped = _positions(pos_scan_step_size=0.5, pos_scan_flipT=[0, 0, 1])
+    np.testing.assert_allclose(swapped, plain[:, ::-1])
+    both = _positions(pos_scan_step_size=0.5, pos_scan_flipT=[1, 1, 0])
+    np.testing.assert_allclose(both, -plain)  # the raster is centred: flips negate
+
+
+def test_scan_affine_acts_on_row_vectors_as_ptyrad():
+    """(y, x) · A: a 90° rotation takes (y, x) to (−x, y), a 45° shear to (y + x, x),
+    an asymmetry a scales y by 1 + a/2 and x by 1 − a/2."""
+    plain = _positions(pos_scan_step_size=0.5)
+    y, x = plain.T
+    cases = {
+        (1.0, 0.0, 90.0, 0.0): np.stack([-x, y], 1),
+        (1.0, 0.0, 0.0, 45.0): np.stack([y + x, x], 1),
+        (1.0, 0.2, 0.0, 0.0): np.stack([1.1 * y, 0.9 * x], 1),
+    }
+    for affine, want in cases.items():
+        np.testing.assert_allclose(
+            _positions(pos_scan_step_size=0.5, pos_scan_affine=affine), want, atol=1e-12
+        )
+
+
+@pytest.mark.parametrize(
+    ("pows", "fractions"),
+    [([0.1], [0.8, 0.1, 0.1]), ([0.7, 0.2, 0.1], [0.7, 0.2, 0.1])],
+)
+def test_pmode_init_pows_one_value_or_all_modes(pows, fractions):
+    scan = _scan(_frames(), probe_pmode_max=3, probe_pmode_init_pows=pows)
+    scan.initialize()
+    power = np.sum(np.abs(scan.probe) ** 2, axis=(1, 2))
+    np.testing.assert_allclose(power / power.sum(), fractions, atol=1e-5)
+
+
+@pytest.mark.parametrize("pows", [[0.5, 0.2], [0.5, 0.2, 0.2]])
+def test_pmode_init_pows_lists_must_cover_every_mode_and_sum_to_one(pows):
+    with pytest.raises(RecipeError, match=r"probe_pmode_init_pows.*probe_pmode_max = 3 fractions"):
+        _scan(_frames(), probe_pmode_max=3, probe_pmode_init_pows=pows)
+
+
+def test_meas_npix_and_pos_n_scans_are_checked_against_the_data(tmp_path):
+    arr = _frames()
+    with pytest.raises(PtyScanError, match=r"meas_Npix: got 128; the data's detector is 16 × 16"):
+        _scan(arr, meas_Npix=128).initialize()
+    with pytest.raises(PtyScanError, match=r"pos_N_scans: got 21; the data hold 20 frames"):
+        _scan(arr, pos_N_scans=21).initialize()
+    raw = tmp_path / "scan.raw"  # EMPAD-like: 16 × 16 float32 frames, 64 bytes after each
+    records = np.zeros((20, 16 * 16 + 16), np.float32)
+    records[:, : 16 * 16] = arr.reshape(20, -1)
+    records.tofile(raw)
+    scan = StemScan(
+        meas_params={"path": str(raw), "gap": 64},
+        meas_Npix=16,
+        pos_N_scans=20,
+        meas_calibration={"mode": "dx", "value": DX},
+        pos_source="custom",
+        pos_params=np.zeros((20, 2)),
+        comm=SerialComm(),
+    )
+    np.testing.assert_allclose(_prepared(scan), _prepared(_scan(arr)), rtol=1e-6)
