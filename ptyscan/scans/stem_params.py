@@ -208,10 +208,26 @@ class Export(ParamsModel):
     file_dir: str | None = None
     """Folder; None: the folder of meas_params.path (else the working directory)."""
     file_name: str = Field("ptyrad_init_meas", min_length=1)
-    file_format: Literal["hdf5", "npy"] = "hdf5"
-    """hdf5 (dataset 'meas') or npy; PtyRAD's tif and mat are not supported."""
+    file_format: Literal["hdf5", "npy", "tif", "mat"] = "hdf5"
+    """hdf5 (dataset 'meas'), npy, tif (one page per frame) or mat (the HDF5 file named
+    .mat, as PtyRAD); the file ends in .<file_format>."""
+    output_shape: list[int] | None = None
+    """Shape of the exported array: its leading axes regroup the N frames, the detector
+    stays last (e.g. [Ny, Nx, ky, kx]; one -1 is inferred); None: (N, ky, kx)."""
     append_shape: bool = True
-    """Append _N_ky_kx to the file name."""
+    """Append the array's shape (_N_ky_kx) to the file name."""
+
+    @field_validator("output_shape")
+    @classmethod
+    def _output_shape(cls, value):
+        if value is not None and (
+            len(value) < 3 or value.count(-1) > 1 or any(v < 1 and v != -1 for v in value)
+        ):
+            raise ValueError(
+                "must be at least 3 sizes >= 1 (one may be -1) ending in the detector's "
+                f"ky, kx, got {value}"
+            )
+        return value
 
 
 def _export(value):
@@ -341,8 +357,9 @@ class StemScanParams(PtyScanParams):
     meas_add_poisson_noise: PoissonNoise | None = None
     """{unit: total_e_per_pattern | e_per_Ang2, value}."""
     meas_export: Annotated[Export | None, BeforeValidator(_export)] = None
-    """null/false: no export; true or {file_dir, file_name, file_format: hdf5 | npy,
-    append_shape}: write the prepared (N, ky, kx) patterns to one file as they stream."""
+    """null/false: no export; true or {file_dir, file_name, file_format: hdf5 | npy | tif |
+    mat, output_shape, append_shape}: write the prepared patterns to one file as they
+    stream."""
     pos_source: Literal[POS_SOURCES] = "simu"
     """Positions: simu (raster), custom (pos_params an (N, 2) array (y, x) in px of dx,
     PtyRAD's), ptyr (the final positions of our result file pos_params) or PtyRAD (its

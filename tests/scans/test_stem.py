@@ -481,29 +481,45 @@ def test_reconstruction_of_the_simulated_empad_scan_finds_the_object(tmp_path):
     assert _best_correlation(phase, scanned.T) < 0.5
 
 
-@pytest.mark.parametrize("file_format", ["hdf5", "npy"])
-def test_meas_export_writes_the_prepared_patterns(tmp_path, file_format):
+@pytest.mark.parametrize("file_format", ["hdf5", "npy", "mat", "tif"])
+@pytest.mark.parametrize("output_shape", [None, [3, -1, 30, 30]], ids=["flat", "4d"])
+def test_meas_export_writes_the_prepared_patterns(tmp_path, file_format, output_shape):
+    """PtyRAD's file names (``name_<shape>.<file_format>``) and formats (mat: the HDF5
+    file named .mat); output_shape regroups the frames: (3, 4, 30, 30)."""
     arr = _four_d()
     export = {"file_dir": str(tmp_path / "exp"), "file_format": file_format}
+    export["output_shape"] = output_shape
     scan = StemScan(meas_source="custom", meas_params=arr, seed=1, meas_export=export, **PIPELINE)
     data, _ = _frames(scan, 5)
-    name = (
-        tmp_path / "exp" / f"ptyrad_init_meas_12_30_30.{'h5' if file_format == 'hdf5' else 'npy'}"
-    )
+    shape = (12, 30, 30) if output_shape is None else (3, 4, 30, 30)
+    name = tmp_path / "exp" / f"ptyrad_init_meas_{'_'.join(map(str, shape))}.{file_format}"
     assert scan.export_path == str(name)
     if file_format == "npy":
         stored = np.load(name)
+    elif file_format == "tif":
+        tifffile = pytest.importorskip("tifffile")
+        stored = tifffile.imread(name)
     else:
         with h5py.File(name, "r") as f:
             stored = f["meas"][()]
-    np.testing.assert_array_equal(stored, data)
+    assert stored.shape == shape
+    np.testing.assert_array_equal(stored.reshape(data.shape), data)
+
+
+def test_meas_export_output_shape_must_hold_the_frames(tmp_path):
+    export = {"file_dir": str(tmp_path), "output_shape": [5, -1, 30, 30]}
+    scan = StemScan(meas_source="custom", meas_params=_four_d(), meas_export=export, **PIPELINE)
+    with pytest.raises(
+        PtyScanError, match=r"output_shape: got \[5, -1, 30, 30\]; expected a shape of the 12"
+    ):
+        _frames(scan, 5)
 
 
 def test_meas_export_true_goes_next_to_the_data(empad):
     path, _ = empad
     scan = _stem(path, meas_export=True, num_frames=4)
     _frames(scan, 3)
-    with h5py.File(path.parent / "ptyrad_init_meas_4_128_128.h5", "r") as f:
+    with h5py.File(path.parent / "ptyrad_init_meas_4_128_128.hdf5", "r") as f:
         assert f["meas"].shape == (4, 128, 128)
 
 
