@@ -24,7 +24,7 @@ from ..simulate.modes import mode_fractions
 __all__ = ["MEAS_SOURCES", "POS_SOURCES", "StemScanParams"]
 
 MEAS_SOURCES = ("file", "raw", "h5", "hdf5", "npy", "tif", "tiff", "mat", "zarr", "custom")
-POS_SOURCES = ("simu", "custom", "ptyr", "PtyRAD")
+POS_SOURCES = ("simu", "custom", "ptyr", "PtyRAD", "PtyShv", "foldslice_hdf5")
 Real = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -308,6 +308,12 @@ class StemScanParams(PtyScanParams):
     probe_pmode_init_pows: list[float] = [0.02]
     """[p]: each additional mode holds the fraction p of the total intensity, mode 0 the
     rest; or probe_pmode_max fractions summing to 1 (mode 0 first), PtyRAD's."""
+    probe_z_shift: Real | None = None
+    """Propagate the initial probe along z by this many Å (positive: forward, into the
+    sample), e.g. −50 after 50 Å of vacuum above the sample; for a simulated probe the
+    same as probe_defocus reduced by it."""
+    probe_illum_type: Literal["electron"] = "electron"
+    """PtyRAD's illumination type; StemScan is electron only (X-ray: the other scans)."""
     probe_normalization: ProbeNormalization = ProbeNormalization()
     """{mode: mean_total_ints | target_intensity, value}: the initial probe's intensity."""
     meas_source: Literal[MEAS_SOURCES] = "file"
@@ -362,8 +368,11 @@ class StemScanParams(PtyScanParams):
     stream."""
     pos_source: Literal[POS_SOURCES] = "simu"
     """Positions: simu (raster), custom (pos_params an (N, 2) array (y, x) in px of dx,
-    PtyRAD's), ptyr (the final positions of our result file pos_params) or PtyRAD (its
-    hdf5 result: model_attributes/crop_pos + optimizable_tensors/probe_pos_shifts, px)."""
+    PtyRAD's), ptyr (the final positions of our result file pos_params), PtyRAD (its
+    hdf5 result: model_attributes/crop_pos + optimizable_tensors/probe_pos_shifts, px),
+    PtyShv (a PtychoShelves .mat: outputs.probe_positions (x, y) px) or foldslice_hdf5
+    (fold_slice's ppY, ppX in Å, negated, in reverse order). pos_scan_flipT, _affine
+    and _rand_std then apply to all of them but ptyr (as PtyRAD)."""
     pos_params: Any = None
     """A result path (ptyr, PtyRAD) or an (N, 2) array (custom)."""
     pos_N_scan_slow: int | None = Field(None, ge=1, le=100_000)
@@ -373,13 +382,31 @@ class StemScanParams(PtyScanParams):
     pos_scan_step_size: float = Field(1.0, ge=0.01, le=100)
     """Raster step in Å (0.01 to 100)."""
     pos_scan_flipT: FlipT = None
-    """[flipup, fliplr, transpose] of the simulated raster: flip the slow axis, flip the
-    fast axis, swap y and x of every position (PtyRAD's; prefer meas_flipT)."""
+    """[flipup, fliplr, transpose] of the scan pattern: flip the (slow, fast) grid of
+    positions along slow, along fast, swap y and x of every position (PtyRAD's; prefer
+    meas_flipT)."""
     pos_scan_affine: tuple[Real, Real, Real, Real] | None = None
-    """[scale, asymmetry, rotation (deg), shear (deg)] of the raster: (y, x) ← (y, x) · A
-    with A = scale · asymmetry · rotation · shear (PtychoShelves' matrices, PtyRAD's)."""
+    """[scale, asymmetry, rotation (deg), shear (deg)] of the scan pattern about its mean:
+    (y, x) ← (y, x) · A with A = scale · asymmetry · rotation · shear (PtychoShelves'
+    matrices, PtyRAD's)."""
     pos_scan_rand_std: float | None = Field(0.15, ge=0, le=100)
-    """Random displacement (std, px of dx) of the simulated positions; None or 0: none."""
+    """Random Gaussian displacement (std, px of dx) of the positions (as PtyRAD, of loaded
+    ones too: set 0 to keep them); None or 0: none."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _random_seed(cls, values):
+        """PtyRAD's ``random_seed`` is our ``seed``."""
+        if isinstance(values, dict) and "random_seed" in values:
+            values = dict(values)
+            seed = values.pop("random_seed")
+            if values.get("seed") not in (None, seed):
+                raise ValueError(
+                    f"random_seed: got {seed!r} and seed {values['seed']!r}; expected one of "
+                    "them (random_seed is PtyRAD's name of seed)"
+                )
+            values["seed"] = seed
+        return values
 
     @model_validator(mode="after")
     def _mode_powers(self):

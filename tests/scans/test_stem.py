@@ -530,6 +530,7 @@ def test_positions_from_ptyrad_and_custom(tmp_path):
         "meas_params": arr,
         "seed": 2,
         "meas_calibration": {"mode": "dx", "value": 0.25},
+        "pos_scan_rand_std": 0,  # PtyRAD displaces loaded positions too (0.15 px by default)
     }
     px = np.array([[0, 0], [0, 3], [3, 0], [3, 3]], np.float64)
     path = tmp_path / "ptyrad.hdf5"

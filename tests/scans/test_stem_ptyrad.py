@@ -163,3 +163,91 @@ def test_meas_npix_and_pos_n_scans_are_checked_against_the_data(tmp_path):
         comm=SerialComm(),
     )
     np.testing.assert_allclose(_prepared(scan), _prepared(_scan(arr)), rtol=1e-6)
+
+
+def test_probe_z_shift_is_a_change_of_defocus():
+    """Propagating the probe forward by z Å equals a probe focused z Å further up:
+    defocus (positive underfocus) reduced by z."""
+    arr = _frames(shape=(2, 2, 64, 64))
+    common = {
+        "probe_conv_angle": 20.0,
+        "probe_kv": 300.0,
+        "meas_calibration": {"mode": "dx", "value": 0.25},
+    }
+    probes = {}
+    for name, kw in {
+        "shifted": {"probe_defocus": 80.0, "probe_z_shift": 30.0},
+        "refocused": {"probe_defocus": 50.0},
+        "plain": {"probe_defocus": 80.0},
+    }.items():
+        scan = _scan(arr, **common, **kw)
+        scan.initialize()
+        probes[name] = scan.probe[0]
+
+    def overlap(a, b):
+        return abs(np.vdot(a, b)) / np.linalg.norm(a) / np.linalg.norm(b)
+
+    assert overlap(probes["shifted"], probes["refocused"]) > 0.999
+    assert overlap(probes["shifted"], probes["plain"]) < 0.9
+    assert np.sum(np.abs(probes["shifted"]) ** 2) == pytest.approx(
+        np.sum(np.abs(probes["plain"]) ** 2), rel=1e-4
+    )
+
+
+def test_random_seed_is_seed_and_illumination_is_electron():
+    scan = _scan(_frames(), random_seed=7, seed=None)
+    assert scan.info.seed == 7
+    with pytest.raises(RecipeError, match=r"random_seed: got 7 and seed 4; expected one"):
+        _scan(_frames(), random_seed=7)
+    with pytest.raises(RecipeError, match=r"probe_illum_type"):
+        _scan(_frames(), probe_illum_type="xray")
+
+
+def test_positions_from_ptychoshelves_and_fold_slice(tmp_path):
+    import h5py
+    from scipy.io import savemat
+
+    xy = np.array([[1.0, 2.0], [3.5, 2.0], [1.0, 4.25], [3.5, 4.25]])  # (x, y) px
+    savemat(tmp_path / "old.mat", {"outputs": {"probe_positions": xy}})
+    with h5py.File(tmp_path / "v73.mat", "w") as f:  # MATLAB v7.3 stores (N, 2) as (2, N)
+        f["outputs/probe_positions"] = xy.T
+    with h5py.File(tmp_path / "pos.h5", "w") as f:
+        f["ppY"] = np.array([0.5, 0.5, 1.0, 1.0])  # Å
+        f["ppX"] = np.array([0.0, 0.75, 0.0, 0.75])
+    arr = _frames(shape=(4, 16, 16))
+    for name in ("old.mat", "v73.mat"):
+        scan = _scan(arr, pos_source="PtyShv", pos_params=str(tmp_path / name))
+        scan.initialize()
+        np.testing.assert_allclose(scan.positions, xy[:, ::-1] * DX * 1e-10)
+    scan = _scan(arr, pos_source="foldslice_hdf5", pos_params=str(tmp_path / "pos.h5"))
+    scan.initialize()
+    want = -np.array([[1.0, 0.75], [1.0, 0.0], [0.5, 0.75], [0.5, 0.0]]) * 1e-10
+    np.testing.assert_allclose(scan.positions, want)
+    with pytest.raises(PtyScanError, match=r"no outputs\.probe_positions"):
+        savemat(tmp_path / "empty.mat", {"object": np.ones(3)})
+        _scan(arr, pos_source="PtyShv", pos_params=str(tmp_path / "empty.mat")).initialize()
+
+
+def test_loaded_positions_are_flipped_turned_and_displaced_as_ptyrad():
+    """PtyRAD processes every position source: the flips reorder the (slow, fast) grid of
+    positions, the affine turns them about their mean, the displacement is added."""
+    arr = _frames(shape=(2, 3, 16, 16))
+    custom = np.array([[0.0, 0.0], [0.2, 1.0], [0.0, 2.1], [1.0, 0.1], [1.1, 1.0], [0.9, 2.0]])
+
+    def positions(**kw):
+        scan = _scan(arr, pos_source="custom", pos_params=custom, **kw)
+        scan.initialize()
+        return scan.positions / (DX * 1e-10)
+
+    np.testing.assert_allclose(positions(), custom)
+    np.testing.assert_allclose(positions(pos_scan_flipT=[1, 0, 0]), custom[[3, 4, 5, 0, 1, 2]])
+    np.testing.assert_allclose(
+        positions(pos_scan_flipT=[0, 1, 1]), custom[[2, 1, 0, 5, 4, 3], ::-1]
+    )
+    turned = positions(pos_scan_affine=[1.0, 0.0, 90.0, 0.0])
+    centred = custom - custom.mean(axis=0)
+    np.testing.assert_allclose(
+        turned - custom.mean(axis=0), np.stack([-centred[:, 1], centred[:, 0]], 1), atol=1e-12
+    )
+    shaken = positions(pos_scan_rand_std=0.3, seed=9)
+    assert 0.1 < np.std(shaken - custom) < 0.6
