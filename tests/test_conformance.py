@@ -196,6 +196,7 @@ def _stem(tmp_path, **kw):
         meas_params={"path": str(path), "shape": [N_FRAMES, 32, 32], "gap": 256},
         pos_N_scan_slow=N_FRAMES,
         pos_N_scan_fast=1,
+        pos_scan_step_size=0.8,  # simulate_stem_raw's
         meas_calibration={"mode": "dx", "value": 0.3},
         seed=2,
         **kw,

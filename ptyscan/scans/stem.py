@@ -28,7 +28,7 @@ from functools import partial
 import numpy as np
 
 from ..chunk import EOS, Chunk
-from ..errors import ScanError
+from ..errors import RecipeError, ScanError
 from ..geometry import electron_wavelength_m, photon_energy_kev, stem_calibration
 from ..preprocess import electron as steps
 from ..preprocess.dpc import axes_advice, com_rotation_fit, frame_centers_of_mass
@@ -45,7 +45,7 @@ from ..simulate.electron import ANGSTROM_M
 from .closing import ClosesAtEnd
 from .stem_export import MeasExporter
 from .stem_files import open_source
-from .stem_layout import build_layout, initial_probe, scan_positions_m
+from .stem_layout import build_layout, calibration_message, initial_probe, scan_positions_m
 from .stem_params import StemScanParams
 
 __all__ = ["StemScan", "StemScanParams"]
@@ -65,6 +65,11 @@ class StemScan(ClosesAtEnd, PtyScan):
     def __init__(self, pars=None, *, comm=None, **kwargs):
         super().__init__(pars, comm=comm, **kwargs)
         p = self.info
+        if p.pos_scan_step_size is None and p.step_users():
+            raise RecipeError(
+                f"scan.pos_scan_step_size: got None; expected the scan step in Å (0.01 to 100), "
+                f"which {' and '.join(p.step_users())} needs"
+            )
         self.wavelength_m = float(electron_wavelength_m(p.probe_kv))
         self.recorded_meta["energy"] = float(photon_energy_kev(self.wavelength_m))
         self.recorded_meta["distance"] = float(p.distance)
@@ -253,7 +258,7 @@ class StemScan(ClosesAtEnd, PtyScan):
     def source_sigma_px(self) -> float:
         """``meas_add_source_size`` in scan steps (0: none)."""
         p = self.info
-        return (p.meas_add_source_size or 0.0) / p.pos_scan_step_size
+        return (p.meas_add_source_size or 0.0) / (p.pos_scan_step_size or 1.0)
 
     def _prepared(self, indices, frame_steps):
         """Frames ``indices`` read and put through ``frame_steps``: (n, ky, kx) float32."""
@@ -296,6 +301,11 @@ class StemScan(ClosesAtEnd, PtyScan):
         first = self._prepared(np.arange(1), geometry)
         raw_sum = np.zeros(first.shape[1:], np.float64)
         cropped = steps.apply_steps(crop, first, first, None)[0].shape[1:]
+        if min(cropped) < 1:
+            raise ScanError(
+                f"scan.meas_crop: got {[list(r) if r else r for r in p.meas_crop]}; leaves "
+                f"{cropped[0]} × {cropped[1]} detector px of {first.shape[1]} × {first.shape[2]}"
+            )
         block = max(1, PASS_BYTES // max(first.nbytes, 1))
         weights, com = None, np.zeros((n, 2))
         if self.source_sigma_px:
@@ -418,27 +428,6 @@ class StemScan(ClosesAtEnd, PtyScan):
                 "holds: check meas_calibration (a finer dx) and the angle"
             )
         if self.comm.rank == 0:
-            self._log_calibration(base, out, numbers["rbf_fitted_px"])
+            mode = p.meas_calibration.mode
+            log.info("%s", calibration_message(mode, base, out, numbers["rbf_fitted_px"]))
         return out
-
-    def _log_calibration(self, base, out, fitted):
-        lam = base["wavelength_angstrom"]
-        log.info(
-            "StemScan calibration (%s): dx = %.4f Å, dk = %.5f 1/Å, kMax = %.4f 1/Å, "
-            "angleMax = %.2f mrad, bright-field radius = %.2f px (fitted %.2f px), "
-            "λ = %.5f Å; prepared frames %s: dx = %s Å, kMax = %.4f 1/Å; Nyquist limit "
-            "(2·dx) = %.4f Å, Rayleigh limit (0.61 λ/α) = %.4f Å",
-            self.info.meas_calibration.mode,
-            base["dx_angstrom"],
-            base["dk_per_angstrom"],
-            base["kmax_per_angstrom"],
-            base["angle_max_mrad"],
-            base["rbf_px"],
-            fitted,
-            lam,
-            "×".join(map(str, out["frame_shape"])),
-            " × ".join(f"{v:.4f}" for v in out["dx_angstrom"]),
-            out["kmax_per_angstrom"],
-            2 * max(out["dx_angstrom"]),
-            base["rayleigh_angstrom"],
-        )

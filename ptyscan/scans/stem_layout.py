@@ -27,6 +27,7 @@ from .hdf5_io import dataset_names
 __all__ = [
     "Layout",
     "build_layout",
+    "calibration_message",
     "foldslice_positions_angstrom",
     "initial_probe",
     "process_positions_angstrom",
@@ -189,16 +190,16 @@ def build_layout(stored_shape, p, *, where="scan") -> Layout:
                 f"{where}.meas_crop: cropping the scan needs its raster: set pos_N_scan_slow "
                 "and pos_N_scan_fast (or store the data as (Ry, Rx, ky, kx))"
             )
-        crop = tuple(
-            rng if rng is not None else (0, n)
-            for rng, n in zip(p.meas_crop[:2], scan_shape, strict=True)
-        )
-        for (a, b), n, name in zip(crop, scan_shape, ("slow", "fast"), strict=True):
-            if b > n:
+        crop = []
+        for rng, n, name in zip(p.meas_crop[:2], scan_shape, ("slow", "fast"), strict=True):
+            kept = range(n)[slice(*rng)] if rng is not None else range(n)
+            if rng is not None and (len(kept) == 0 or max(rng) > n or min(rng) < -n):
                 raise ScanError(
-                    f"{where}.meas_crop: the {name} range [{a}, {b}) exceeds the {n} scan "
-                    "positions along that axis"
+                    f"{where}.meas_crop: the {name} range {list(rng)} does not fit the {n} scan "
+                    "positions along that axis (expected [start, stop) within them)"
                 )
+            crop.append((kept.start, kept.stop))
+        crop = tuple(crop)
     return Layout(lead, order, transpose, n_scans, scan_shape, crop)
 
 
@@ -316,3 +317,20 @@ def scan_positions_m(p, grid, *, dx_angstrom, seed) -> np.ndarray:
         pos = raster_positions_angstrom(grid, p.pos_scan_step_size)
     rng = np.random.default_rng([int(seed), 11])
     return process_positions_angstrom(pos, grid, p, dx_angstrom=dx_angstrom, rng=rng) * ANGSTROM_M
+
+
+def calibration_message(mode, base, out, fitted_rbf_px) -> str:
+    """The calibration line a StemScan logs: ``base`` (the detector as loaded,
+    :func:`ptyscan.geometry.stem_calibration`) and ``out`` (the prepared frames)."""
+    return (
+        f"StemScan calibration ({mode}): dx = {base['dx_angstrom']:.4f} Å, "
+        f"dk = {base['dk_per_angstrom']:.5f} 1/Å, kMax = {base['kmax_per_angstrom']:.4f} 1/Å, "
+        f"angleMax = {base['angle_max_mrad']:.2f} mrad, bright-field radius = "
+        f"{base['rbf_px']:.2f} px (fitted {fitted_rbf_px:.2f} px), "
+        f"λ = {base['wavelength_angstrom']:.5f} Å; prepared frames "
+        f"{'×'.join(map(str, out['frame_shape']))}: dx = "
+        f"{' × '.join(f'{v:.4f}' for v in out['dx_angstrom'])} Å, "
+        f"kMax = {out['kmax_per_angstrom']:.4f} 1/Å; Nyquist limit (2·dx) = "
+        f"{2 * max(out['dx_angstrom']):.4f} Å, Rayleigh limit (0.61 λ/α) = "
+        f"{base['rayleigh_angstrom']:.4f} Å"
+    )

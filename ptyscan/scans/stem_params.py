@@ -258,8 +258,7 @@ def _crop(value):
         elif (
             isinstance(item, list | tuple)
             and len(item) == 2
-            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in item)
-            and item[0] < item[1]
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in item)
         ):
             out.append((int(item[0]), int(item[1])))
         else:
@@ -267,7 +266,7 @@ def _crop(value):
     if not ok:
         raise ValueError(
             "must be None or 4 ranges [[slow0, slow1], [fast0, fast1], [ky0, ky1], [kx0, kx1]] "
-            f"(each [start, stop) or None), got {short_repr(value)}"
+            f"(each [start, stop) of ints as NumPy slicing, or None), got {short_repr(value)}"
         )
     return tuple(out)
 
@@ -336,7 +335,8 @@ class StemScanParams(PtyScanParams):
     meas_flipT: FlipT = None
     """[flipup, fliplr, transpose] of the patterns (PtychoShelves')."""
     meas_crop: Annotated[Any, BeforeValidator(_crop)] = None
-    """[[slow0, slow1], [fast0, fast1], [ky0, ky1], [kx0, kx1]] ([start, stop) or None)."""
+    """[[slow0, slow1], [fast0, fast1], [ky0, ky1], [kx0, kx1]]: scan positions and detector
+    px kept, each [start, stop) as NumPy slicing (negative from the end) or None."""
     meas_remove_neg_values: NegValues = NegValues()
     meas_normalization: Normalization = Normalization()
     meas_pad: Pad | None = None
@@ -344,6 +344,16 @@ class StemScanParams(PtyScanParams):
     patterns to target_Npix with a fitted background (dk kept, dx smaller); null: none."""
     meas_resample: Resample | None = None
     """{mode, scale_factors}: zoom the patterns (kMax kept, dk / factor); null: none."""
+
+    def step_users(self) -> list[str]:
+        """What needs ``pos_scan_step_size`` (PtyRAD requires it): empty when nothing does."""
+        noise = self.meas_add_poisson_noise
+        uses = {
+            "pos_source 'simu'": self.pos_source == "simu",
+            "meas_add_source_size": bool(self.meas_add_source_size),
+            "meas_add_poisson_noise in e_per_Ang2": bool(noise and noise.unit == "e_per_Ang2"),
+        }
+        return [name for name, used in uses.items() if used]
 
     @property
     def pads(self) -> bool:
@@ -379,8 +389,9 @@ class StemScanParams(PtyScanParams):
     """Scan positions along the slow (vertical) axis."""
     pos_N_scan_fast: int | None = Field(None, ge=1, le=100_000)
     """Scan positions along the fast (horizontal) axis."""
-    pos_scan_step_size: float = Field(1.0, ge=0.01, le=100)
-    """Raster step in Å (0.01 to 100)."""
+    pos_scan_step_size: float | None = Field(None, ge=0.01, le=100)
+    """Raster step in Å (0.01 to 100); needed (as PtyRAD requires it) by pos_source simu,
+    meas_add_source_size and Poisson noise in e_per_Ang2."""
     pos_scan_flipT: FlipT = None
     """[flipup, fliplr, transpose] of the scan pattern: flip the (slow, fast) grid of
     positions along slow, along fast, swap y and x of every position (PtyRAD's; prefer

@@ -121,6 +121,7 @@ def test_wrong_h5_key_lists_the_datasets(tmp_path):
         meas_params={"path": str(path), "key": "entry/frame"},
         pos_N_scan_slow=2,
         pos_N_scan_fast=2,
+        pos_scan_step_size=1.0,
         meas_calibration={"mode": "dx", "value": 0.5},
     )
     with pytest.raises(
@@ -151,7 +152,7 @@ def test_files_and_layouts_give_the_same_frames(tmp_path):
         f["cbed"] = arr.T
     tifffile = pytest.importorskip("tifffile")
     tifffile.imwrite(tmp_path / "a.tif", flat)  # an (N, ky, kx) stack, memory-mapped
-    common = {"meas_calibration": {"mode": "dx", "value": 0.3}, "seed": 1}
+    common = {"meas_calibration": {"mode": "dx", "value": 0.3}, "seed": 1, "pos_scan_step_size": 1}
     sources = [
         {"meas_source": "custom", "meas_params": arr},
         {"meas_params": {"path": str(tmp_path / "a.npy")}},
@@ -193,6 +194,7 @@ PIPELINE = {
     "meas_add_detector_blur": 0.7,
     "meas_calibration": {"mode": "kMax", "value": 1.2},
     "pos_scan_rand_std": 0,
+    "pos_scan_step_size": 0.5,
 }
 
 
@@ -323,6 +325,7 @@ def test_probe_aberrations_and_modes():
         pos_N_scan_slow=2,
         pos_N_scan_fast=2,
         meas_calibration={"mode": "dx", "value": 0.3},
+        pos_scan_step_size=1.0,
         probe_conv_angle=15,
         probe_defocus=30,
         probe_aberrations={"A1": 5, "A1phi": 20},
@@ -568,11 +571,12 @@ def test_engines_start_from_the_scans_electron_probe():
         dm.add_views(chunk)
         return chunk.probe, dm.probe
 
-    scan = StemScan(meas_source="custom", meas_params=_four_d(), seed=1)
+    scan = StemScan(meas_source="custom", meas_params=_four_d(), seed=1, pos_scan_step_size=1)
     given, used = first_probe(scan)
     np.testing.assert_allclose(used, given, rtol=1e-5, atol=1e-6 * np.abs(given).max())
     _, aperture = first_probe(
-        StemScan(meas_source="custom", meas_params=_four_d(), seed=1), probe_model="aperture"
+        StemScan(meas_source="custom", meas_params=_four_d(), seed=1, pos_scan_step_size=1),
+        probe_model="aperture",
     )
     assert not np.allclose(aperture, given, atol=1e-3 * np.abs(given).max())
     moonflower = get_scan("QuickScan")(num_frames=4)

@@ -15,7 +15,12 @@ from ptyscan.scans import stem as stem_module
 from ptyscan.scans.stem import StemScan
 from ptyscan.scans.stem_files import open_source
 
-COMMON = {"meas_calibration": {"mode": "dx", "value": 0.3}, "seed": 1, "pos_scan_rand_std": 0}
+COMMON = {
+    "meas_calibration": {"mode": "dx", "value": 0.3},
+    "seed": 1,
+    "pos_scan_rand_std": 0,
+    "pos_scan_step_size": 0.5,
+}
 PER_CHUNK = 4
 
 
@@ -192,7 +197,9 @@ def test_selection_slices_the_stored_array_as_numpy(tmp_path, read_sizes):
 )
 def test_selection_errors_name_the_axis(tmp_path, selection, message):
     arr = _four_d(shape=(6, 7, 16, 16))
-    scan = StemScan(meas_source="custom", meas_params={"array": arr, "selection": selection})
+    scan = StemScan(
+        meas_source="custom", meas_params={"array": arr, "selection": selection}, **COMMON
+    )
     with pytest.raises(PtyScanError, match=message):
         scan.initialize()
     with pytest.raises(RecipeError, match=r"meas_params\.selection.*got 'a'"):

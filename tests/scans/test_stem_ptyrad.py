@@ -28,6 +28,7 @@ def _scan(arr, **kw):
         "meas_params": arr,
         "meas_calibration": {"mode": "dx", "value": DX},
         "pos_scan_rand_std": 0,
+        "pos_scan_step_size": 0.5,
         "seed": 4,
         **kw,
     }
@@ -251,3 +252,30 @@ def test_loaded_positions_are_flipped_turned_and_displaced_as_ptyrad():
     )
     shaken = positions(pos_scan_rand_std=0.3, seed=9)
     assert 0.1 < np.std(shaken - custom) < 0.6
+
+
+def test_a_missing_scan_step_is_named_before_anything_is_read():
+    """PtyRAD requires pos_scan_step_size; here whatever needs it names it."""
+    with pytest.raises(RecipeError, match=r"pos_scan_step_size: got None; expected the scan step"):
+        StemScan(
+            meas_params={"path": "/nonexistent.raw"}, meas_calibration={"mode": "dx", "value": DX}
+        )
+    with pytest.raises(RecipeError, match=r"which meas_add_poisson_noise in e_per_Ang2 needs"):
+        StemScan(
+            meas_source="custom",
+            meas_params=_frames(),
+            pos_source="custom",
+            pos_params=np.zeros((20, 2)),
+            meas_add_poisson_noise={"unit": "e_per_Ang2", "value": 1e4},
+        )
+
+
+def test_meas_crop_takes_numpy_ranges_with_negative_ends():
+    arr = _frames(shape=(4, 5, 16, 16))
+    got = _prepared(_scan(arr, meas_crop=[[1, -1], [-3, 5], [2, -2], None]))
+    want = _prepared(_scan(np.ascontiguousarray(arr[1:-1, -3:, 2:-2, :])))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    with pytest.raises(PtyScanError, match=r"meas_crop: the slow range \[3, 1\] does not fit"):
+        _scan(arr, meas_crop=[[3, 1], None, None, None]).initialize()
+    with pytest.raises(PtyScanError, match=r"meas_crop: got .*leaves 0 × 16 detector px"):
+        _scan(arr, meas_crop=[None, None, [5, 5], None]).initialize()
