@@ -119,8 +119,11 @@ class NegValues(ParamsModel):
     """``meas_remove_neg_values``."""
 
     mode: Literal[NEG_MODES] = "clip_neg"
+    """clip_neg (negative values become 0), clip_value (values below ``value`` become 0),
+    subtract_min (subtract the scan's minimum) or subtract_value; skipped when no value
+    of the scan is negative (unless force); a final clip at 0 follows."""
     value: Real | None = None
-    """For subtract_value and clip_value."""
+    """For subtract_value and clip_value, in the data's counts (before normalisation)."""
     force: bool = False
     """Apply even when no value is negative."""
 
@@ -135,8 +138,10 @@ class Normalization(ParamsModel):
     """``meas_normalization``."""
 
     mode: Literal[NORM_MODES] = "max_at_one"
+    """Divide the scan so that its mean pattern has a maximum of 1 (max_at_one), a mean of
+    1 (mean_at_one) or a sum of 1 (sum_to_one); or divide by ``value`` (divide_const)."""
     value: float | None = Field(None, gt=0, allow_inf_nan=False)
-    """For divide_const."""
+    """For divide_const, in the data's counts."""
 
     @model_validator(mode="after")
     def _value_needed(self):
@@ -182,7 +187,10 @@ class PoissonNoise(ParamsModel):
     """``meas_add_poisson_noise``."""
 
     unit: Literal["total_e_per_pattern", "e_per_Ang2"]
+    """total_e_per_pattern: electrons in the mean pattern; e_per_Ang2: dose in e/Å², times
+    pos_scan_step_size² per pattern."""
     value: float = Field(gt=0, le=1e12, allow_inf_nan=False)
+    """The dose in ``unit``."""
 
 
 class ProbeNormalization(ParamsModel):
@@ -194,6 +202,7 @@ class ProbeNormalization(ParamsModel):
     of a prepared pattern (ideally vacuum: electrons scattered off the detector; one more
     pass over the frames); target_intensity: ``value``."""
     value: float | None = Field(None, gt=0, le=1e15, allow_inf_nan=False)
+    """For target_intensity: Σ|probe|² in the units of the prepared (normalised) patterns."""
 
     @model_validator(mode="after")
     def _value_needed(self):
@@ -303,7 +312,8 @@ class StemScanParams(PtyScanParams):
     probe_aberrations: Aberrations = {}
     """More aberrations in Å and degrees, any notation (C10, C12, A1/A1phi, Cs, ...)."""
     probe_pmode_max: int = Field(1, ge=1, le=64)
-    """Number of mixed probe modes of the initial probe."""
+    """Number of mixed probe modes of the initial probe (PtyRAD's default is 4; here 1,
+    the engines' probe_modes default: set both)."""
     probe_pmode_init_pows: list[float] = [0.02]
     """[p]: each additional mode holds the fraction p of the total intensity, mode 0 the
     rest; or probe_pmode_max fractions summing to 1 (mode 0 first), PtyRAD's."""
