@@ -99,6 +99,8 @@ def child(path, fmt, scan, npix, chunk, pad):
         "pos_N_scan_fast": scan,
         "meas_calibration": {"mode": "dx", "value": 0.2},
         "pos_scan_step_size": 0.5,
+        "probe_kv": 300.0,
+        "probe_conv_angle": 20.0,
         "meas_add_poisson_noise": {"unit": "total_e_per_pattern", "value": 1e5},
         "seed": 1,
     }

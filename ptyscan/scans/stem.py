@@ -65,11 +65,8 @@ class StemScan(ClosesAtEnd, PtyScan):
     def __init__(self, pars=None, *, comm=None, **kwargs):
         super().__init__(pars, comm=comm, **kwargs)
         p = self.info
-        if p.pos_scan_step_size is None and p.step_users():
-            raise RecipeError(
-                f"scan.pos_scan_step_size: got None; expected the scan step in Å (0.01 to 100), "
-                f"which {' and '.join(p.step_users())} needs"
-            )
+        if p.missing():
+            raise RecipeError(p.missing())
         self.wavelength_m = float(electron_wavelength_m(p.probe_kv))
         self.recorded_meta["energy"] = float(photon_energy_kev(self.wavelength_m))
         self.recorded_meta["distance"] = float(p.distance)

@@ -175,10 +175,14 @@ def build_layout(stored_shape, p, *, where="scan") -> Layout:
             f"(shape {tuple(stored_shape)})"
         )
     if p.meas_reshape is not None:
-        target = tuple(p.meas_reshape)
+        target = list(p.meas_reshape)
+        known = int(np.prod([t for t in target if t != -1]))
+        if target.count(-1) == 1 and known > 0:  # np.reshape's -1: inferred
+            target[target.index(-1)] = n_scans * detector[0] * detector[1] // known
+        target = tuple(target)
         if len(target) != 3 or target[1:] != detector or target[0] != n_scans:
             raise ScanError(
-                f"{where}.meas_reshape: got {list(target)}; expected (N_scans, ky, kx) = "
+                f"{where}.meas_reshape: got {list(p.meas_reshape)}; expected (N_scans, ky, kx) = "
                 f"{[n_scans, *detector]} for data of shape {tuple(stored_shape)} (after "
                 "meas_permute): it may regroup the scan axes only"
             )

@@ -23,6 +23,8 @@ PARS = {
     "meas_calibration": {"mode": "fitRBF"},
     "meas_add_source_size": 0.3,  # Å: 0.6 scan steps, chunks read 2 more rows each side
     "pos_scan_step_size": 0.5,
+    "probe_kv": 300.0,
+    "probe_conv_angle": 20.0,
     "probe_normalization": {"mode": "max_total_ints"},  # a second pass, the max over ranks
     "seed": 5,
 }

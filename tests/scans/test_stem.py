@@ -23,6 +23,7 @@ from ptyscan.simulate.stem_raw import simulate_stem_raw
 
 StemScan = get_scan("StemScan")
 DX = 0.2  # Å
+BEAM = {"probe_kv": 300.0, "probe_conv_angle": 20.0}  # simulate_stem_raw's (required keys)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,7 @@ def _stem(path, **kw):
         "pos_scan_rand_std": 0,
         "pos_scan_step_size": 0.6,
         "seed": 3,
+        **BEAM,
         **kw,
     }
     return StemScan(pars, comm=SerialComm())
@@ -123,6 +125,7 @@ def test_wrong_h5_key_lists_the_datasets(tmp_path):
         pos_N_scan_fast=2,
         pos_scan_step_size=1.0,
         meas_calibration={"mode": "dx", "value": 0.5},
+        **BEAM,
     )
     with pytest.raises(
         PtyScanError,
@@ -152,7 +155,12 @@ def test_files_and_layouts_give_the_same_frames(tmp_path):
         f["cbed"] = arr.T
     tifffile = pytest.importorskip("tifffile")
     tifffile.imwrite(tmp_path / "a.tif", flat)  # an (N, ky, kx) stack, memory-mapped
-    common = {"meas_calibration": {"mode": "dx", "value": 0.3}, "seed": 1, "pos_scan_step_size": 1}
+    common = {
+        "meas_calibration": {"mode": "dx", "value": 0.3},
+        "seed": 1,
+        "pos_scan_step_size": 1,
+        **BEAM,
+    }
     sources = [
         {"meas_source": "custom", "meas_params": arr},
         {"meas_params": {"path": str(tmp_path / "a.npy")}},
@@ -195,6 +203,7 @@ PIPELINE = {
     "meas_calibration": {"mode": "kMax", "value": 1.2},
     "pos_scan_rand_std": 0,
     "pos_scan_step_size": 0.5,
+    **BEAM,
 }
 
 
@@ -292,6 +301,7 @@ def test_calibration_modes_agree():
 def test_raster_flip_affine_and_random_positions():
     arr = _four_d(shape=(12, 16, 16))
     base = {
+        **BEAM,
         "meas_source": "custom",
         "meas_params": arr,
         "pos_N_scan_slow": 3,
@@ -326,6 +336,7 @@ def test_probe_aberrations_and_modes():
         pos_N_scan_fast=2,
         meas_calibration={"mode": "dx", "value": 0.3},
         pos_scan_step_size=1.0,
+        probe_kv=300,
         probe_conv_angle=15,
         probe_defocus=30,
         probe_aberrations={"A1": 5, "A1phi": 20},
@@ -433,6 +444,7 @@ def test_source_size_blur_reads_a_halo_and_equals_the_whole_array(per_chunk):
     rng = np.random.default_rng(3)
     arr = (np.abs(rng.normal(5.0, 3.0, (8, 6, 12, 12))) + 1).astype(np.float32)
     pars = {
+        **BEAM,
         "meas_crop": [[1, 8], None, None, None],
         "pos_scan_step_size": 0.5,
         "meas_add_source_size": 0.25,
@@ -529,6 +541,7 @@ def test_meas_export_true_goes_next_to_the_data(empad):
 def test_positions_from_ptyrad_and_custom(tmp_path):
     arr = _four_d(shape=(4, 16, 16))
     base = {
+        **BEAM,
         "meas_source": "custom",
         "meas_params": arr,
         "seed": 2,
@@ -571,11 +584,15 @@ def test_engines_start_from_the_scans_electron_probe():
         dm.add_views(chunk)
         return chunk.probe, dm.probe
 
-    scan = StemScan(meas_source="custom", meas_params=_four_d(), seed=1, pos_scan_step_size=1)
+    scan = StemScan(
+        meas_source="custom", meas_params=_four_d(), seed=1, pos_scan_step_size=1, **BEAM
+    )
     given, used = first_probe(scan)
     np.testing.assert_allclose(used, given, rtol=1e-5, atol=1e-6 * np.abs(given).max())
     _, aperture = first_probe(
-        StemScan(meas_source="custom", meas_params=_four_d(), seed=1, pos_scan_step_size=1),
+        StemScan(
+            meas_source="custom", meas_params=_four_d(), seed=1, pos_scan_step_size=1, **BEAM
+        ),
         probe_model="aperture",
     )
     assert not np.allclose(aperture, given, atol=1e-3 * np.abs(given).max())
@@ -600,6 +617,7 @@ def test_com_fit_finds_a_transposed_or_rotated_detector(tmp_path, caplog, flipT,
     )
     scan = StemScan(
         meas_params={"path": str(path)},
+        **BEAM,
         pos_N_scan_slow=12,
         pos_N_scan_fast=12,
         meas_Npix=128,

@@ -20,6 +20,8 @@ COMMON = {
     "seed": 1,
     "pos_scan_rand_std": 0,
     "pos_scan_step_size": 0.5,
+    "probe_kv": 300.0,
+    "probe_conv_angle": 20.0,
 }
 PER_CHUNK = 4
 

@@ -29,6 +29,8 @@ def _scan(arr, **kw):
         "meas_calibration": {"mode": "dx", "value": DX},
         "pos_scan_rand_std": 0,
         "pos_scan_step_size": 0.5,
+        "probe_kv": 300.0,
+        "probe_conv_angle": 20.0,
         "seed": 4,
         **kw,
     }
@@ -161,6 +163,8 @@ def test_meas_npix_and_pos_n_scans_are_checked_against_the_data(tmp_path):
         meas_calibration={"mode": "dx", "value": DX},
         pos_source="custom",
         pos_params=np.zeros((20, 2)),
+        probe_kv=300.0,
+        probe_conv_angle=20.0,
         comm=SerialComm(),
     )
     np.testing.assert_allclose(_prepared(scan), _prepared(_scan(arr)), rtol=1e-6)
@@ -254,12 +258,19 @@ def test_loaded_positions_are_flipped_turned_and_displaced_as_ptyrad():
     assert 0.1 < np.std(shaken - custom) < 0.6
 
 
-def test_a_missing_scan_step_is_named_before_anything_is_read():
-    """PtyRAD requires pos_scan_step_size; here whatever needs it names it."""
-    with pytest.raises(RecipeError, match=r"pos_scan_step_size: got None; expected the scan step"):
+def test_missing_beam_and_scan_step_are_named_before_anything_is_read():
+    """PtyRAD requires probe_kv, probe_conv_angle and pos_scan_step_size; each left out
+    is one line of the error (the step only when something needs it)."""
+    with pytest.raises(RecipeError) as err:
         StemScan(
             meas_params={"path": "/nonexistent.raw"}, meas_calibration={"mode": "dx", "value": DX}
         )
+    assert [line.split(":")[0] for line in err.value.problems] == [
+        "scan.probe_kv",
+        "scan.probe_conv_angle",
+        "scan.pos_scan_step_size",
+    ]
+    assert "expected the acceleration voltage in kV" in err.value.problems[0]
     with pytest.raises(RecipeError, match=r"which meas_add_poisson_noise in e_per_Ang2 needs"):
         StemScan(
             meas_source="custom",
@@ -267,6 +278,8 @@ def test_a_missing_scan_step_is_named_before_anything_is_read():
             pos_source="custom",
             pos_params=np.zeros((20, 2)),
             meas_add_poisson_noise={"unit": "e_per_Ang2", "value": 1e4},
+            probe_kv=300.0,
+            probe_conv_angle=20.0,
         )
 
 
@@ -279,3 +292,12 @@ def test_meas_crop_takes_numpy_ranges_with_negative_ends():
         _scan(arr, meas_crop=[[3, 1], None, None, None]).initialize()
     with pytest.raises(PtyScanError, match=r"meas_crop: got .*leaves 0 × 16 detector px"):
         _scan(arr, meas_crop=[None, None, [5, 5], None]).initialize()
+
+
+def test_meas_reshape_infers_minus_one_as_numpy():
+    arr = _frames(shape=(4, 5, 16, 16))
+    grid = {"pos_N_scan_slow": 4, "pos_N_scan_fast": 5}
+    got = _prepared(_scan(arr, meas_reshape=[-1, 16, 16], **grid))
+    np.testing.assert_array_equal(got, _prepared(_scan(arr.reshape(20, 16, 16), **grid)))
+    with pytest.raises(PtyScanError, match=r"meas_reshape: got \[-1, 8, 32\]; expected"):
+        _scan(arr, meas_reshape=[-1, 8, 32], **grid).initialize()
