@@ -196,6 +196,9 @@ def _stem(tmp_path, **kw):
         meas_params={"path": str(path), "shape": [N_FRAMES, 32, 32], "gap": 256},
         pos_N_scan_slow=N_FRAMES,
         pos_N_scan_fast=1,
+        pos_scan_step_size=0.8,  # simulate_stem_raw's
+        probe_kv=300.0,
+        probe_conv_angle=20.0,
         meas_calibration={"mode": "dx", "value": 0.3},
         seed=2,
         **kw,

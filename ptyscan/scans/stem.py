@@ -1,7 +1,7 @@
 """StemScan: 4D-STEM electron ptychography data with PtyRAD's ``init_params``.
 
-Frames come from an EMPAD ``.raw``, HDF5, ``.npy``, TIFF or MATLAB file, or an array
-(:mod:`.stem_sources`), laid out ``(N, ky, kx)`` or ``(Ry, Rx, ky, kx)``
+Frames come from an EMPAD ``.raw``, HDF5, ``.npy``, TIFF, MATLAB or Zarr file, or an
+array (:mod:`.stem_files`), laid out ``(N, ky, kx)`` or ``(Ry, Rx, ky, kx)``
 (:mod:`.stem_layout`). They are read per chunk and per rank, never the whole scan.
 
 ``load_common`` makes one streaming pass over the frames (each rank its share when
@@ -28,9 +28,8 @@ from functools import partial
 import numpy as np
 
 from ..chunk import EOS, Chunk
-from ..errors import ScanError
+from ..errors import RecipeError, ScanError
 from ..geometry import electron_wavelength_m, photon_energy_kev, stem_calibration
-from ..io.results import read_ptyr
 from ..preprocess import electron as steps
 from ..preprocess.dpc import axes_advice, com_rotation_fit, frame_centers_of_mass
 from ..preprocess.electron_stats import (
@@ -45,14 +44,9 @@ from ..scan import PtyScan
 from ..simulate.electron import ANGSTROM_M
 from .closing import ClosesAtEnd
 from .stem_export import MeasExporter
-from .stem_layout import (
-    build_layout,
-    initial_probe,
-    ptyrad_positions_px,
-    raster_positions_angstrom,
-)
+from .stem_files import open_source
+from .stem_layout import build_layout, calibration_message, initial_probe, scan_positions_m
 from .stem_params import StemScanParams
-from .stem_sources import open_source
 
 __all__ = ["StemScan", "StemScanParams"]
 
@@ -71,6 +65,8 @@ class StemScan(ClosesAtEnd, PtyScan):
     def __init__(self, pars=None, *, comm=None, **kwargs):
         super().__init__(pars, comm=comm, **kwargs)
         p = self.info
+        if p.missing():
+            raise RecipeError(p.missing())
         self.wavelength_m = float(electron_wavelength_m(p.probe_kv))
         self.recorded_meta["energy"] = float(photon_energy_kev(self.wavelength_m))
         self.recorded_meta["distance"] = float(p.distance)
@@ -94,8 +90,11 @@ class StemScan(ClosesAtEnd, PtyScan):
         if self._source is None:
             p = self.info
             default = None
-            if p.pos_N_scan_slow and p.pos_N_scan_fast and p.meas_Npix:
-                default = (p.pos_N_scan_slow * p.pos_N_scan_fast, p.meas_Npix, p.meas_Npix)
+            n_scans = p.pos_N_scans
+            if n_scans is None and p.pos_N_scan_slow and p.pos_N_scan_fast:
+                n_scans = p.pos_N_scan_slow * p.pos_N_scan_fast
+            if n_scans and p.meas_Npix:
+                default = (n_scans, p.meas_Npix, p.meas_Npix)
             if p.meas_source != "custom" and p.meas_params.path is None:
                 raise ScanError(
                     "scan.meas_params.path: got None; expected the file of the frames "
@@ -173,7 +172,7 @@ class StemScan(ClosesAtEnd, PtyScan):
             "detector_npix": int(raw_mean.shape[-1]),
         }
         mean = (mean / constant).astype(np.float32)
-        if p.meas_pad.mode is not None:
+        if p.pads:
             pad = p.meas_pad
             numbers["background"] = pad_background_pattern(
                 mean,
@@ -186,8 +185,38 @@ class StemScan(ClosesAtEnd, PtyScan):
             mean = stats.mean_after_removal(force=force, weighted=True) / constant
         numbers.update(self._calibrate(numbers, mean.astype(np.float32)))
         self.recorded_meta["psize"] = numbers["psize_m"]
-        self._positions_m = self._make_positions(numbers)
-        return {"stem": numbers, "probe": numbers.pop("probe")}
+        dx = max(numbers["dx_angstrom"])
+        self._positions_m = scan_positions_m(p, self.layout.grid, dx_angstrom=dx, seed=self.seed)
+        probe = initial_probe(
+            p,
+            shape=numbers["frame_shape"],
+            dx_angstrom=dx,
+            total_intensity=self._probe_intensity(numbers),
+        )
+        return {"stem": numbers, "probe": probe}
+
+    def _probe_intensity(self, numbers) -> float:
+        """``probe_normalization``: Σ|probe|² of the initial probe, PtyRAD's modes: the mean
+        (``mean_total_ints``) or the largest (``max_total_ints``) total intensity of the
+        prepared patterns, or ``target_intensity``'s value. The largest needs a second
+        pass over the prepared frames (each rank its share, the maximum over MPI)."""
+        norm = self.info.probe_normalization
+        if norm.mode == "target_intensity":
+            return float(norm.value)
+        if norm.mode == "mean_total_ints":
+            return numbers["mean_total_intensity"]
+        frame_steps = self._frame_steps(numbers, seed=self.seed)
+        mine, everywhere = self._my_share(self.num_frames)
+        block = max(
+            1, PASS_BYTES // (4 * int(np.prod(numbers["frame_shape"])) * self.info.rebin**2)
+        )
+        largest = np.zeros(1)
+        for start in range(0, len(mine), block):
+            frames = self._frames_of(mine[start : start + block], frame_steps)
+            largest[0] = max(largest[0], float(frames.sum(axis=(1, 2), dtype=np.float64).max()))
+        if everywhere:
+            self.comm.Allreduce(largest, op="max")
+        return float(largest[0])
 
     def initial_probe(self):
         """The probe of ``probe_kv``, ``probe_conv_angle``, ``probe_defocus`` and the
@@ -202,15 +231,19 @@ class StemScan(ClosesAtEnd, PtyScan):
 
     def load(self, indices):
         indices = np.asarray(indices, np.int64)
-        if not self.source_sigma_px:
-            frames = self._prepared(indices, self._steps)
-        else:  # whole scan rows, with the rows the blur along the scan reaches
-            (n_slow, n_fast), radius = self.layout.grid, int(4 * self.source_sigma_px + 0.5)
-            rows = indices // n_fast
-            first, stop = max(rows.min() - radius, 0), min(rows.max() + radius + 1, n_slow)
-            frames = self._prepared(np.arange(first * n_fast, stop * n_fast), self._steps)
-            frames = frames[indices - first * n_fast]
+        frames = self._frames_of(indices, self._steps)
         return {int(i): frames[k] for k, i in enumerate(indices)}, {}, {}
+
+    def _frames_of(self, indices, frame_steps):
+        """The prepared frames ``indices``; with a source size, whole scan rows are read
+        with the rows the blur along the scan reaches."""
+        if not self.source_sigma_px:
+            return self._prepared(indices, frame_steps)
+        (n_slow, n_fast), radius = self.layout.grid, int(4 * self.source_sigma_px + 0.5)
+        rows = indices // n_fast
+        first, stop = max(rows.min() - radius, 0), min(rows.max() + radius + 1, n_slow)
+        frames = self._prepared(np.arange(first * n_fast, stop * n_fast), frame_steps)
+        return frames[indices - first * n_fast]
 
     def correct(self, raw, weights, common):
         """The frames are prepared (and clipped at 0) while they are read."""
@@ -222,7 +255,7 @@ class StemScan(ClosesAtEnd, PtyScan):
     def source_sigma_px(self) -> float:
         """``meas_add_source_size`` in scan steps (0: none)."""
         p = self.info
-        return (p.meas_add_source_size or 0.0) / p.pos_scan_step_size
+        return (p.meas_add_source_size or 0.0) / (p.pos_scan_step_size or 1.0)
 
     def _prepared(self, indices, frame_steps):
         """Frames ``indices`` read and put through ``frame_steps``: (n, ky, kx) float32."""
@@ -247,22 +280,29 @@ class StemScan(ClosesAtEnd, PtyScan):
             return []
         return [partial(steps.crop_k, ky=crop[2], kx=crop[3])]
 
+    def _my_share(self, n):
+        """(frame indices this rank reads in a whole-scan pass, whether ranks share it)."""
+        everywhere = self.info.load_parallel in ("common", "all") and self.comm.size > 1
+        if not everywhere:
+            return np.arange(n), False
+        return np.array_split(np.arange(n), self.comm.size)[self.comm.rank], True
+
     def _statistics_pass(self, n):
         """One pass over the frames: ScanStats after the k crop, and the mean pattern
         before it (for fitRBF); each rank reads its share when the hooks run everywhere."""
         p = self.info
-        everywhere = p.load_parallel in ("common", "all") and self.comm.size > 1
-        mine = (
-            np.array_split(np.arange(n), self.comm.size)[self.comm.rank]
-            if everywhere
-            else (np.arange(n))
-        )
+        mine, everywhere = self._my_share(n)
         neg = p.meas_remove_neg_values
         stats = ScanStats(neg.mode, neg.value)
         geometry, crop = self._geometry_steps(), self._crop_step()
         first = self._prepared(np.arange(1), geometry)
         raw_sum = np.zeros(first.shape[1:], np.float64)
         cropped = steps.apply_steps(crop, first, first, None)[0].shape[1:]
+        if min(cropped) < 1:
+            raise ScanError(
+                f"scan.meas_crop: got {[list(r) if r else r for r in p.meas_crop]}; leaves "
+                f"{cropped[0]} × {cropped[1]} detector px of {first.shape[1]} × {first.shape[2]}"
+            )
         block = max(1, PASS_BYTES // max(first.nbytes, 1))
         weights, com = None, np.zeros((n, 2))
         if self.source_sigma_px:
@@ -295,12 +335,12 @@ class StemScan(ClosesAtEnd, PtyScan):
         """pad, resample, (source size,) detector blur: linear (affine) in the frames."""
         p = self.info
         out = []
-        if p.meas_pad.mode is not None:
+        if p.pads:
             bg = numbers["background"]
             box = pad_box(numbers["cropped_shape"], bg.shape[-1])
             out.append(partial(steps.pad_background, background=bg, box=box))
-        if p.meas_resample.mode is not None:
-            out.append(partial(steps.resample, factor=min(p.meas_resample.scale_factors)))
+        if p.resamples:
+            out.append(partial(steps.resample, factor=p.meas_resample.scale_factors[0]))
         if source_blur and self.source_sigma_px:
             n_fast = self.layout.grid[1]
             out.append(partial(steps.source_blur, n_fast=n_fast, sigma_px=self.source_sigma_px))
@@ -341,7 +381,7 @@ class StemScan(ClosesAtEnd, PtyScan):
         return out
 
     def _calibrate(self, numbers, mean):
-        """dk, dx, the final shape, psize and the probe; logged on rank 0."""
+        """dk, dx, the final shape and psize; logged on rank 0."""
         p = self.info
         cal = p.meas_calibration
         value = numbers["rbf_fitted_px"] if cal.mode == "fitRBF" else cal.value
@@ -384,63 +424,7 @@ class StemScan(ClosesAtEnd, PtyScan):
                 f"{nyquist_mrad:.3g} mrad (λ / 2dx) that the sample pixel dx = {dx.max():.4g} Å "
                 "holds: check meas_calibration (a finer dx) and the angle"
             )
-        norm = p.probe_normalization
-        intensity = total if norm.mode == "mean_total_ints" else norm.value
-        out["probe"] = initial_probe(
-            p, shape=shape, dx_angstrom=float(dx.max()), total_intensity=intensity
-        )
         if self.comm.rank == 0:
-            self._log_calibration(base, out, numbers["rbf_fitted_px"])
+            mode = p.meas_calibration.mode
+            log.info("%s", calibration_message(mode, base, out, numbers["rbf_fitted_px"]))
         return out
-
-    def _log_calibration(self, base, out, fitted):
-        lam = base["wavelength_angstrom"]
-        log.info(
-            "StemScan calibration (%s): dx = %.4f Å, dk = %.5f 1/Å, kMax = %.4f 1/Å, "
-            "angleMax = %.2f mrad, bright-field radius = %.2f px (fitted %.2f px), "
-            "λ = %.5f Å; prepared frames %s: dx = %s Å, kMax = %.4f 1/Å; Nyquist limit "
-            "(2·dx) = %.4f Å, Rayleigh limit (0.61 λ/α) = %.4f Å",
-            self.info.meas_calibration.mode,
-            base["dx_angstrom"],
-            base["dk_per_angstrom"],
-            base["kmax_per_angstrom"],
-            base["angle_max_mrad"],
-            base["rbf_px"],
-            fitted,
-            lam,
-            "×".join(map(str, out["frame_shape"])),
-            " × ".join(f"{v:.4f}" for v in out["dx_angstrom"]),
-            out["kmax_per_angstrom"],
-            2 * max(out["dx_angstrom"]),
-            base["rayleigh_angstrom"],
-        )
-
-    def _make_positions(self, numbers):
-        """(N, 2) positions in metres from pos_source."""
-        p = self.info
-        dx = max(numbers["dx_angstrom"])
-        if p.pos_source == "ptyr":
-            if not isinstance(p.pos_params, str):
-                raise ScanError(
-                    f"scan.pos_params: got {type(p.pos_params).__name__}; expected the path of "
-                    "a .ptyr result for pos_source 'ptyr'"
-                )
-            return read_ptyr(p.pos_params).positions_final
-        if p.pos_source == "PtyRAD":
-            return ptyrad_positions_px(p.pos_params) * dx * ANGSTROM_M
-        if p.pos_source == "custom":
-            pos = np.asarray(p.pos_params, np.float64) if p.pos_params is not None else None
-            if pos is None or pos.ndim != 2 or pos.shape[1] != 2 or not np.isfinite(pos).all():
-                raise ScanError(
-                    f"scan.pos_params: got shape {getattr(pos, 'shape', None)}; expected a "
-                    "finite (N, 2) array (y, x) in pixels of dx for pos_source 'custom'"
-                )
-            return pos * dx * ANGSTROM_M
-        grid = self.layout.grid
-        if grid is None:
-            raise ScanError(
-                "scan.pos_N_scan_slow / pos_N_scan_fast: got None; pos_source 'simu' needs the "
-                "raster (or data stored as (Ry, Rx, ky, kx))"
-            )
-        rng = np.random.default_rng([int(self.seed), 11])
-        return raster_positions_angstrom(grid, p, dx_angstrom=dx, rng=rng) * ANGSTROM_M

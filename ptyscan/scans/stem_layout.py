@@ -11,21 +11,69 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import h5py
 import numpy as np
 
 from ..errors import ScanError
+from ..geometry import electron_wavelength_m
+from ..io.h5typed import dataset_names
 from ..io.ptyrad import ptyrad_positions_px
+from ..io.results import read_ptyr
+from ..propagation import NearField
 from ..simulate.aberrations import normalize_aberrations
 from ..simulate.electron import ANGSTROM_M, electron_probe
 from ..simulate.modes import mixed_state_probe
+from ..simulate.positions import affine_matrix
 
 __all__ = [
     "Layout",
     "build_layout",
+    "calibration_message",
+    "foldslice_positions_angstrom",
     "initial_probe",
+    "process_positions_angstrom",
     "ptyrad_positions_px",
+    "ptyshv_positions_px",
     "raster_positions_angstrom",
+    "scan_positions_m",
 ]
+
+
+def ptyshv_positions_px(path, *, where="scan.pos_params"):
+    """``outputs.probe_positions`` of a PtychoShelves / fold_slice reconstruction
+    (``.mat``, v7.3 or older): ``(N, 2)`` (x, y) in pixels of dx, returned as (y, x)."""
+    from scipy.io import loadmat
+
+    if not isinstance(path, str) or not path.endswith(".mat"):
+        raise ScanError(f"{where}: got {path!r}; expected the path of a PtychoShelves .mat")
+    try:
+        if h5py.is_hdf5(path):  # v7.3: MATLAB's column-major (N, 2) reads as (2, N)
+            with h5py.File(path, "r") as f:
+                pos = np.asarray(f["outputs/probe_positions"][()]).T
+        else:
+            pos = np.asarray(loadmat(path, simplify_cells=True)["outputs"]["probe_positions"])
+    except (KeyError, TypeError, OSError, ValueError) as exc:
+        raise ScanError(
+            f"{where}: {path} has no outputs.probe_positions ({exc}); expected a "
+            "PtychoShelves reconstruction"
+        ) from None
+    return np.asarray(pos, np.float64).reshape(-1, 2)[:, ::-1]
+
+
+def foldslice_positions_angstrom(path, *, where="scan.pos_params"):
+    """fold_slice's ``hdf5_pos`` positions: datasets ``ppY`` and ``ppX`` in Å (the unit of
+    dx), negated and in reverse order (as PtyRAD's ``foldslice_hdf5``), ``(N, 2)`` (y, x)."""
+    if not isinstance(path, str) or not h5py.is_hdf5(path):
+        raise ScanError(f"{where}: got {path!r}; expected the path of an HDF5 file of ppY, ppX")
+    with h5py.File(path, "r") as f:
+        missing = [k for k in ("ppY", "ppX") if not isinstance(f.get(k), h5py.Dataset)]
+        if missing:
+            raise ScanError(
+                f"{where}: {path} has no {', '.join(missing)}; expected fold_slice's position "
+                f"file (datasets there: {', '.join(dataset_names(f)[:20]) or 'none'})"
+            )
+        pos = np.stack([-np.ravel(f["ppY"][()]), -np.ravel(f["ppX"][()])], axis=1)
+    return pos[::-1].astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -95,12 +143,27 @@ def build_layout(stored_shape, p, *, where="scan") -> Layout:
     lead = tuple(int(s) for s in stored_shape[:-2])
     order, transpose = perm[:-2], perm[-2] == ndim - 1
     n_scans = int(np.prod(lead))
+    detector = tuple(int(stored_shape[a]) for a in perm[-2:])
+    if p.meas_Npix is not None and detector != (p.meas_Npix, p.meas_Npix):
+        raise ScanError(
+            f"{where}.meas_Npix: got {p.meas_Npix}; the data's detector is {detector[0]} × "
+            f"{detector[1]} px (shape {tuple(stored_shape)}): set meas_Npix to the stored "
+            "detector size (or fix meas_permute)"
+        )
+    if p.pos_N_scans is not None and p.pos_N_scans != n_scans:
+        raise ScanError(
+            f"{where}.pos_N_scans: got {p.pos_N_scans}; the data hold {n_scans} frames "
+            f"(shape {tuple(stored_shape)})"
+        )
     if p.meas_reshape is not None:
-        target = tuple(p.meas_reshape)
-        detector = tuple(stored_shape[a] for a in perm[-2:])
+        target = list(p.meas_reshape)
+        known = int(np.prod([t for t in target if t != -1]))
+        if target.count(-1) == 1 and known > 0:  # np.reshape's -1: inferred
+            target[target.index(-1)] = n_scans * detector[0] * detector[1] // known
+        target = tuple(target)
         if len(target) != 3 or target[1:] != detector or target[0] != n_scans:
             raise ScanError(
-                f"{where}.meas_reshape: got {list(target)}; expected (N_scans, ky, kx) = "
+                f"{where}.meas_reshape: got {list(p.meas_reshape)}; expected (N_scans, ky, kx) = "
                 f"{[n_scans, *detector]} for data of shape {tuple(stored_shape)} (after "
                 "meas_permute): it may regroup the scan axes only"
             )
@@ -112,16 +175,16 @@ def build_layout(stored_shape, p, *, where="scan") -> Layout:
                 f"{where}.meas_crop: cropping the scan needs its raster: set pos_N_scan_slow "
                 "and pos_N_scan_fast (or store the data as (Ry, Rx, ky, kx))"
             )
-        crop = tuple(
-            rng if rng is not None else (0, n)
-            for rng, n in zip(p.meas_crop[:2], scan_shape, strict=True)
-        )
-        for (a, b), n, name in zip(crop, scan_shape, ("slow", "fast"), strict=True):
-            if b > n:
+        crop = []
+        for rng, n, name in zip(p.meas_crop[:2], scan_shape, ("slow", "fast"), strict=True):
+            kept = range(n)[slice(*rng)] if rng is not None else range(n)
+            if rng is not None and (len(kept) == 0 or max(rng) > n or min(rng) < -n):
                 raise ScanError(
-                    f"{where}.meas_crop: the {name} range [{a}, {b}) exceeds the {n} scan "
-                    "positions along that axis"
+                    f"{where}.meas_crop: the {name} range {list(rng)} does not fit the {n} scan "
+                    "positions along that axis (expected [start, stop) within them)"
                 )
+            crop.append((kept.start, kept.stop))
+        crop = tuple(crop)
     return Layout(lead, order, transpose, n_scans, scan_shape, crop)
 
 
@@ -142,45 +205,42 @@ def _scan_shape(lead, order, p, *, where):
     return None
 
 
-def raster_positions_angstrom(grid, p, *, dx_angstrom, rng):
-    """PtyRAD's simulated positions ``(N, 2)`` (y, x) in Å, centred on 0.
-
-    A raster of ``pos_scan_step_size``, flipped/transposed by ``pos_scan_flipT``, then the
-    affine ``[scale, asymmetry, rotation°, shear°]`` (PtychoShelves' composition) and a
-    Gaussian displacement of ``pos_scan_rand_std`` pixels of ``dx_angstrom``.
-    """
+def raster_positions_angstrom(grid, step_angstrom):
+    """PtyRAD's simulated raster ``(N, 2)`` (y, x) in Å: ``grid`` (slow, fast) points
+    ``step_angstrom`` apart, the fast axis varying fastest, centred on 0."""
     ns, nf = grid
     y, x = np.meshgrid(np.arange(ns) - (ns - 1) / 2, np.arange(nf) - (nf - 1) / 2, indexing="ij")
-    pos = np.stack([y, x], axis=-1) * p.pos_scan_step_size
-    flip = p.pos_scan_flipT or (0, 0, 0)
-    if flip[0]:
-        pos = pos[::-1]
-    if flip[1]:
-        pos = pos[:, ::-1]
-    if flip[2]:
-        pos = pos.transpose(1, 0, 2)
-    pos = pos.reshape(-1, 2)
+    return np.stack([y, x], axis=-1).reshape(-1, 2) * float(step_angstrom)
+
+
+def process_positions_angstrom(pos, grid, p, *, dx_angstrom, rng):
+    """PtyRAD's processing of the scan pattern ``pos`` (``(N, 2)`` Å), in its order:
+    ``pos_scan_flipT`` flips the (slow, fast) grid of positions (the frame order) and
+    swaps y and x, ``pos_scan_affine`` acts on row vectors about their mean, then a
+    Gaussian displacement of ``pos_scan_rand_std`` pixels of ``dx_angstrom``."""
+    flips = p.pos_scan_flipT
+    if flips is not None and any(flips):
+        if grid is None or grid[0] * grid[1] != len(pos):
+            raise ScanError(
+                f"scan.pos_scan_flipT: got {list(flips)}; flipping the scan pattern needs its "
+                f"(slow, fast) grid of the {len(pos)} positions: set pos_N_scan_slow and "
+                "pos_N_scan_fast"
+            )
+        axes = tuple(k for k, flag in enumerate(flips) if flag)
+        pos = np.flip(pos.reshape(*grid, 2), axes).reshape(-1, 2)
     if p.pos_scan_affine is not None:
-        pos = pos @ affine_matrix(*p.pos_scan_affine).T
+        centre = pos.mean(axis=0)
+        pos = (pos - centre) @ affine_matrix(*p.pos_scan_affine) + centre  # row vectors
     if p.pos_scan_rand_std:
         pos = pos + rng.normal(0.0, p.pos_scan_rand_std * dx_angstrom, pos.shape)
     return pos
 
 
-def affine_matrix(scale, asymmetry, rotation_deg, shear_deg) -> np.ndarray:
-    """PtychoShelves' ``compose_affine_matrix``: scale · asymmetry · rotation · shear."""
-    rot, shear = np.radians(rotation_deg), np.radians(shear_deg)
-    a1 = np.diag([scale, scale])
-    a2 = np.diag([1 + asymmetry / 2, 1 - asymmetry / 2])
-    a3 = np.array([[np.cos(rot), np.sin(rot)], [-np.sin(rot), np.cos(rot)]])
-    a4 = np.array([[1.0, 0.0], [np.tan(shear), 1.0]])
-    return a1 @ a2 @ a3 @ a4
-
-
 def initial_probe(p, *, shape, dx_angstrom, total_intensity):
     """The probe the scan implies, ``(pmode, *shape)`` complex64: kV, convergence angle,
     defocus (Å, positive underfocus), C3, C5 and ``probe_aberrations``, mixed modes of
-    ``probe_pmode_init_pows``, total intensity ``total_intensity``."""
+    ``probe_pmode_init_pows``, propagated by ``probe_z_shift`` Å, total intensity
+    ``total_intensity``."""
     aberrations = {"C10": -p.probe_defocus, "C30": p.probe_c3, "C50": p.probe_c5}
     aberrations.update(normalize_aberrations(p.probe_aberrations))  # explicit entries win
     probe = electron_probe(
@@ -192,7 +252,70 @@ def initial_probe(p, *, shape, dx_angstrom, total_intensity):
         electrons=max(float(total_intensity), 1e-30),
     )
     if p.probe_pmode_max == 1:
-        return probe[None]
-    powers = p.probe_pmode_init_pows
-    powers = powers[0] if len(powers) == 1 else powers
-    return mixed_state_probe(probe, n_modes=p.probe_pmode_max, powers=powers)
+        probe = probe[None]
+    else:
+        powers = p.probe_pmode_init_pows  # one fraction, or all of them with mode 0 first
+        powers = powers[0] if len(powers) == 1 else powers[1:]
+        probe = mixed_state_probe(probe, n_modes=p.probe_pmode_max, powers=powers)
+    if p.probe_z_shift:  # forward (into the sample) by z Å: Fresnel, angular spectrum
+        near = NearField(
+            shape,
+            distance_m=p.probe_z_shift * ANGSTROM_M,
+            wavelength_m=float(electron_wavelength_m(p.probe_kv)),
+            psize_m=dx_angstrom * ANGSTROM_M,
+        )
+        probe = near.forward(probe).astype(np.complex64)
+    return probe
+
+
+def scan_positions_m(p, grid, *, dx_angstrom, seed) -> np.ndarray:
+    """(N, 2) positions (y, x) in metres from ``pos_source``: the simulated raster of
+    ``grid``, a PtyRAD, PtychoShelves or fold_slice result or a custom array, processed
+    by :func:`process_positions_angstrom` (as PtyRAD); or our ``.ptyr`` result as is."""
+    if p.pos_source == "ptyr":
+        if not isinstance(p.pos_params, str):
+            raise ScanError(
+                f"scan.pos_params: got {type(p.pos_params).__name__}; expected the path of "
+                "a .ptyr result for pos_source 'ptyr'"
+            )
+        return read_ptyr(p.pos_params).positions_final
+    if p.pos_source == "PtyRAD":
+        pos = ptyrad_positions_px(p.pos_params) * dx_angstrom
+    elif p.pos_source == "PtyShv":
+        pos = ptyshv_positions_px(p.pos_params) * dx_angstrom
+    elif p.pos_source == "foldslice_hdf5":
+        pos = foldslice_positions_angstrom(p.pos_params)
+    elif p.pos_source == "custom":
+        pos = np.asarray(p.pos_params, np.float64) if p.pos_params is not None else None
+        if pos is None or pos.ndim != 2 or pos.shape[1] != 2 or not np.isfinite(pos).all():
+            raise ScanError(
+                f"scan.pos_params: got shape {getattr(pos, 'shape', None)}; expected a "
+                "finite (N, 2) array (y, x) in pixels of dx for pos_source 'custom'"
+            )
+        pos = pos * dx_angstrom
+    elif grid is None:
+        raise ScanError(
+            "scan.pos_N_scan_slow / pos_N_scan_fast: got None; pos_source 'simu' needs the "
+            "raster (or data stored as (Ry, Rx, ky, kx))"
+        )
+    else:
+        pos = raster_positions_angstrom(grid, p.pos_scan_step_size)
+    rng = np.random.default_rng([int(seed), 11])
+    return process_positions_angstrom(pos, grid, p, dx_angstrom=dx_angstrom, rng=rng) * ANGSTROM_M
+
+
+def calibration_message(mode, base, out, fitted_rbf_px) -> str:
+    """The calibration line a StemScan logs: ``base`` (the detector as loaded,
+    :func:`ptyscan.geometry.stem_calibration`) and ``out`` (the prepared frames)."""
+    return (
+        f"StemScan calibration ({mode}): dx = {base['dx_angstrom']:.4f} Å, "
+        f"dk = {base['dk_per_angstrom']:.5f} 1/Å, kMax = {base['kmax_per_angstrom']:.4f} 1/Å, "
+        f"angleMax = {base['angle_max_mrad']:.2f} mrad, bright-field radius = "
+        f"{base['rbf_px']:.2f} px (fitted {fitted_rbf_px:.2f} px), "
+        f"λ = {base['wavelength_angstrom']:.5f} Å; prepared frames "
+        f"{'×'.join(map(str, out['frame_shape']))}: dx = "
+        f"{' × '.join(f'{v:.4f}' for v in out['dx_angstrom'])} Å, "
+        f"kMax = {out['kmax_per_angstrom']:.4f} 1/Å; Nyquist limit (2·dx) = "
+        f"{2 * max(out['dx_angstrom']):.4f} Å, Rayleigh limit (0.61 λ/α) = "
+        f"{base['rayleigh_angstrom']:.4f} Å"
+    )

@@ -1,12 +1,14 @@
-"""Where a :class:`StemScan` reads its diffraction patterns: PtyRAD's ``meas_source`` types.
+"""Where a :class:`StemScan` reads its diffraction patterns: PtyRAD's ``meas_source`` types
+(:mod:`.stem_files` picks one; TIFF and Zarr live there too).
 
 Each source has ``shape`` (the array as stored: ``(N, ky, kx)`` or ``(Ry, Rx, ky, kx)``)
 and ``read(leads)``: the frames at ``leads`` (``(n, ndim − 2)`` int indices of the scan
 axes) as ``(n, ky, kx)`` float32. Nothing reads the whole array: EMPAD ``.raw`` and
 ``.npy`` files are read frame by frame with file reads (runs of consecutive frames at
 once, nothing memory-mapped), HDF5 datasets (and MATLAB v7.3 files, HDF5 with MATLAB's
-axes reversed) frame by frame; only MATLAB files older than v7.3 (``scipy.io.loadmat``),
-TIFF stacks that cannot be memory-mapped and ``custom`` arrays are held whole.
+axes reversed) frame by frame; only MATLAB files older than v7.3 (``scipy.io.loadmat``)
+and ``custom`` arrays are held whole. :class:`SelectedSource` applies PtyRAD's
+``meas_params.selection`` to any of them at read time.
 
 EMPAD-1 ``.raw``: float32 frames of 128×128 pixels, each followed by 2 rows (1024 bytes)
 of metadata: ``meas_params`` ``{path, shape: (N, 128, 128), offset: 0, gap: 1024}``.
@@ -19,23 +21,41 @@ import os
 import h5py
 import numpy as np
 
-from ..errors import ScanError, closest_name
+from ..errors import ScanError, closest_name, short_repr
 from .hdf5_io import dataset_names
 
-__all__ = ["EMPAD_GAP_BYTES", "open_source"]
+__all__ = [
+    "EMPAD_GAP_BYTES",
+    "ArraySource",
+    "BinarySource",
+    "H5Source",
+    "SelectedSource",
+    "mat_source",
+    "npy_source",
+    "raw_source",
+    "slab_runs",
+]
 
 EMPAD_GAP_BYTES = 1024
 """Metadata after each EMPAD-1 frame: 2 rows of 128 float32."""
 
-FILE_TYPES = {
-    ".raw": "raw",
-    ".h5": "hdf5",
-    ".hdf5": "hdf5",
-    ".npy": "npy",
-    ".tif": "tif",
-    ".tiff": "tif",
-    ".mat": "mat",
-}
+
+def slab_runs(leads):
+    """``(start, stop, selection)`` of each run of ``leads`` (``(n, ndim − 2)`` scan
+    indices) that are consecutive along the last scan axis: one slab read each."""
+    start = 0
+    while start < len(leads):
+        stop = start + 1
+        while (
+            stop < len(leads)
+            and np.array_equal(leads[stop, :-1], leads[start, :-1])
+            and leads[stop, -1] == leads[stop - 1, -1] + 1
+        ):
+            stop += 1
+        lead = leads[start]
+        first = int(lead[-1])
+        yield start, stop, (*lead[:-1].tolist(), slice(first, first + stop - start))
+        start = stop
 
 
 class ArraySource:
@@ -92,19 +112,8 @@ class H5Source:
             for row, lead in enumerate(leads):
                 out[row] = self.dset[(slice(None), slice(None), *lead[::-1].tolist())].T
             return out
-        start = 0
-        while start < len(leads):  # a run of consecutive last indices is one hyperslab
-            stop = start + 1
-            while (
-                stop < len(leads)
-                and np.array_equal(leads[stop, :-1], leads[start, :-1])
-                and leads[stop, -1] == leads[stop - 1, -1] + 1
-            ):
-                stop += 1
-            lead = leads[start]
-            sel = (*lead[:-1], slice(int(lead[-1]), int(lead[-1]) + stop - start))
+        for start, stop, sel in slab_runs(leads):
             self.dset.read_direct(out, np.s_[sel], np.s_[start:stop])
-            start = stop
         return out
 
     def close(self):
@@ -136,18 +145,13 @@ class BinarySource:
             self._file = open(self.path, "rb")  # noqa: SIM115 - kept open, closed by close()
         record = self.frame_bytes + self.gap
         out = np.empty((len(flat), *self.shape[-2:]), np.float32)
-        start = 0
-        while start < len(flat):
-            stop = start + 1
-            while stop < len(flat) and flat[stop] == flat[stop - 1] + 1:
-                stop += 1
+        for start, stop, (run,) in slab_runs(flat[:, None]):
             buf = np.empty((stop - start) * record, np.uint8)
-            self._file.seek(self.offset + int(flat[start]) * record)
+            self._file.seek(self.offset + run.start * record)
             if self._file.readinto(buf) != buf.size:
-                raise ScanError(f"{self.path}: the file ended before frame {int(flat[stop - 1])}")
+                raise ScanError(f"{self.path}: the file ended before frame {run.stop - 1}")
             frames = buf.reshape(stop - start, record)[:, : self.frame_bytes]
             out[start:stop] = frames.copy().view(self.dtype).reshape(-1, *self.shape[-2:])
-            start = stop
         return out
 
     def close(self):
@@ -194,19 +198,7 @@ def npy_source(path):
     return BinarySource(path, shape=shape, dtype=dtype, offset=offset, gap=0)
 
 
-def _tif(path, where):
-    try:
-        import tifffile
-    except ImportError:
-        raise ScanError(f"{where}: reading {path} needs tifffile: pip install tifffile") from None
-    try:
-        array = tifffile.memmap(path, mode="r")
-    except ValueError:  # compressed or tiled: not mappable
-        array = tifffile.imread(path)
-    return ArraySource(array, what=path)
-
-
-def _mat(path, key, where):
+def mat_source(path, key, where):
     from scipy.io import loadmat
     from scipy.io.matlab import matfile_version
 
@@ -225,48 +217,62 @@ def _mat(path, key, where):
     return ArraySource(np.asarray(contents[key]), what=f"{path}:{key}")
 
 
-def open_source(meas_source, meas_params, *, default_shape, where="scan.meas_params"):
-    """Open PtyRAD's ``meas_source`` with ``meas_params`` (path, key, shape, offset, gap).
+class SelectedSource:
+    """PtyRAD's ``meas_params.selection`` on another source, applied as frames are read:
+    per stored axis None (all), an index (the axis goes) or ``[start, stop]`` /
+    ``[start, stop, step]`` (NumPy slicing); missing trailing axes are kept whole."""
 
-    ``meas_source`` 'file' (or None) infers the type from the extension; 'custom' takes the
-    array in ``meas_params['array']`` (or ``meas_params`` itself).
-    """
-    if meas_source == "custom":
-        array = meas_params.get("array") if isinstance(meas_params, dict) else meas_params
-        array = np.asarray(array)
-        if array.ndim not in (3, 4) or not np.issubdtype(array.dtype, np.number):
+    def __init__(self, base, selection, *, where="scan.meas_params.selection"):
+        self.base, self.what = base, base.what
+        shape = base.shape
+        if len(selection) > len(shape):
             raise ScanError(
-                f"{where}: got an array of shape {array.shape} ({array.dtype}); expected a "
-                "numeric (N, ky, kx) or (Ry, Rx, ky, kx) array for meas_source 'custom'"
+                f"{where}: got {short_repr(selection)}; expected at most one entry per axis "
+                f"of the stored array {shape}"
             )
-        return ArraySource(array, what="custom array")
-    path = os.fspath(meas_params["path"])
-    if not os.path.exists(path):
-        raise ScanError(f"{where}.path: no such file {path!r}")
-    kind = FILE_TYPES.get(os.path.splitext(path)[1].lower())
-    if meas_source not in (None, "file"):  # an explicit type wins over the extension
-        kind = {"h5": "hdf5", "tiff": "tif"}.get(meas_source, meas_source)
-    key = meas_params.get("key")
-    if kind == "raw":
-        shape = meas_params.get("shape") or default_shape
-        if shape is None:
+        maps = []
+        items = [*selection, *[None] * (len(shape) - len(selection))]
+        for axis, (item, n) in enumerate(zip(items, shape, strict=True)):
+            index = np.arange(n)
+            try:
+                picked = (
+                    index
+                    if item is None
+                    else index[item if isinstance(item, int) else slice(*item)]
+                )
+            except IndexError:
+                picked = np.empty(0, np.int64)
+            if np.size(picked) == 0:
+                raise ScanError(
+                    f"{where}[{axis}]: got {short_repr(item)}; selects nothing of the {n} "
+                    f"entries of axis {axis} of the stored array {shape}"
+                )
+            maps.append(int(picked) if np.ndim(picked) == 0 else picked)
+        if any(isinstance(m, int) for m in maps[-2:]):
             raise ScanError(
-                f"{where}.shape: got None; expected (N, ky, kx) of the .raw file "
-                "(or set pos_N_scan_slow, pos_N_scan_fast and meas_Npix)"
+                f"{where}: got {short_repr(selection)}; an index on a detector axis drops it: "
+                "expected [start, stop] or None for the last two axes"
             )
-        offset = int(meas_params.get("offset") or 0)
-        gap = meas_params.get("gap")
-        gap = EMPAD_GAP_BYTES if gap is None else int(gap)
-        return raw_source(path, shape=shape, offset=offset, gap=gap, where=where)
-    if kind == "hdf5":
-        return H5Source(path, key, where=where)
-    if kind == "npy":
-        return npy_source(path)
-    if kind == "tif":
-        return _tif(path, where)
-    if kind == "mat":
-        return _mat(path, key, where)
-    raise ScanError(
-        f"{where}.path: cannot tell the type of {path!r}; expected one of "
-        f"{', '.join(FILE_TYPES)} or meas_source raw/hdf5/npy/tif/mat"
-    )
+        self.scan_maps, self.detector = maps[:-2], tuple(maps[-2:])
+        self.shape = tuple(len(m) for m in maps if not isinstance(m, int))
+        if len(self.shape) not in (3, 4):
+            raise ScanError(
+                f"{where}: got {short_repr(selection)}; leaves shape {self.shape} of the stored "
+                f"{shape}; expected (N, ky, kx) or (Ry, Rx, ky, kx)"
+            )
+
+    def read(self, leads):
+        leads = np.asarray(leads, np.int64).reshape(len(leads), -1)
+        columns, axis = [], 0
+        for m in self.scan_maps:
+            if isinstance(m, int):
+                columns.append(np.full(len(leads), m, np.int64))
+            else:
+                columns.append(m[leads[:, axis]])
+                axis += 1
+        frames = self.base.read(np.stack(columns, axis=1))
+        rows, cols = self.detector
+        return np.ascontiguousarray(frames[:, rows[:, None], cols[None, :]])
+
+    def close(self):
+        self.base.close()

@@ -1,7 +1,10 @@
 """StemScan over several ranks (run under mpiexec): the statistics pass is shared and
-summed over MPI, and the prepared frames equal the serial ones."""
+summed over MPI, and the prepared frames equal the serial ones; so does the initial
+probe, normalised to the largest prepared pattern (a maximum over ranks)."""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -22,6 +25,9 @@ PARS = {
     "meas_calibration": {"mode": "fitRBF"},
     "meas_add_source_size": 0.3,  # Å: 0.6 scan steps, chunks read 2 more rows each side
     "pos_scan_step_size": 0.5,
+    "probe_kv": 300.0,
+    "probe_conv_angle": 20.0,
+    "probe_normalization": {"mode": "max_total_ints"},  # a second pass, the max over ranks
     "seed": 5,
 }
 
@@ -49,3 +55,24 @@ def test_stem_frames_match_serial(comm, mode):
         np.testing.assert_array_equal(got["positions"], want.positions)
     np.testing.assert_allclose(scan.probe, serial.probe, rtol=1e-5, atol=1e-6)
     assert scan.meta.psize == pytest.approx(serial.meta.psize)
+
+
+def test_stem_zarr_frames_match_serial(comm, shared_dir):
+    """A Zarr store read by every rank (its share of the statistics pass, its frames)."""
+    zarr = pytest.importorskip("zarr", minversion="3")
+    arr = _data()
+    path = os.path.join(shared_dir, "scan.zarr")
+    if comm.rank == 0:
+        store = zarr.open_group(path, mode="w")
+        store.create_array("entry/data", shape=arr.shape, chunks=(1, 2, 16, 16), dtype="f4")[:] = (
+            arr
+        )
+    comm.barrier()
+    params = {"path": path, "key": "entry/data"}
+    scan = StemScan(dict(PARS, meas_source="zarr", meas_params=params), comm=comm)
+    chunks = chunks_of(run(scan, 7))
+    reference = chunks_of(run(StemScan(dict(PARS, meas_params=arr), comm=SerialComm()), 7))
+    assert len(chunks) == len(reference)
+    for chunk, want in zip(chunks, reference, strict=True):
+        got = merge_parts(comm.allgather(local_parts(chunk)))
+        np.testing.assert_allclose(got["data"], want.data, rtol=1e-5, atol=1e-6)

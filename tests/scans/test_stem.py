@@ -23,6 +23,7 @@ from ptyscan.simulate.stem_raw import simulate_stem_raw
 
 StemScan = get_scan("StemScan")
 DX = 0.2  # Å
+BEAM = {"probe_kv": 300.0, "probe_conv_angle": 20.0}  # simulate_stem_raw's (required keys)
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,7 @@ def _stem(path, **kw):
         "pos_scan_rand_std": 0,
         "pos_scan_step_size": 0.6,
         "seed": 3,
+        **BEAM,
         **kw,
     }
     return StemScan(pars, comm=SerialComm())
@@ -121,7 +123,9 @@ def test_wrong_h5_key_lists_the_datasets(tmp_path):
         meas_params={"path": str(path), "key": "entry/frame"},
         pos_N_scan_slow=2,
         pos_N_scan_fast=2,
+        pos_scan_step_size=1.0,
         meas_calibration={"mode": "dx", "value": 0.5},
+        **BEAM,
     )
     with pytest.raises(
         PtyScanError,
@@ -151,7 +155,12 @@ def test_files_and_layouts_give_the_same_frames(tmp_path):
         f["cbed"] = arr.T
     tifffile = pytest.importorskip("tifffile")
     tifffile.imwrite(tmp_path / "a.tif", flat)  # an (N, ky, kx) stack, memory-mapped
-    common = {"meas_calibration": {"mode": "dx", "value": 0.3}, "seed": 1}
+    common = {
+        "meas_calibration": {"mode": "dx", "value": 0.3},
+        "seed": 1,
+        "pos_scan_step_size": 1,
+        **BEAM,
+    }
     sources = [
         {"meas_source": "custom", "meas_params": arr},
         {"meas_params": {"path": str(tmp_path / "a.npy")}},
@@ -193,6 +202,8 @@ PIPELINE = {
     "meas_add_detector_blur": 0.7,
     "meas_calibration": {"mode": "kMax", "value": 1.2},
     "pos_scan_rand_std": 0,
+    "pos_scan_step_size": 0.5,
+    **BEAM,
 }
 
 
@@ -290,6 +301,7 @@ def test_calibration_modes_agree():
 def test_raster_flip_affine_and_random_positions():
     arr = _four_d(shape=(12, 16, 16))
     base = {
+        **BEAM,
         "meas_source": "custom",
         "meas_params": arr,
         "pos_N_scan_slow": 3,
@@ -323,6 +335,8 @@ def test_probe_aberrations_and_modes():
         pos_N_scan_slow=2,
         pos_N_scan_fast=2,
         meas_calibration={"mode": "dx", "value": 0.3},
+        pos_scan_step_size=1.0,
+        probe_kv=300,
         probe_conv_angle=15,
         probe_defocus=30,
         probe_aberrations={"A1": 5, "A1phi": 20},
@@ -430,6 +444,7 @@ def test_source_size_blur_reads_a_halo_and_equals_the_whole_array(per_chunk):
     rng = np.random.default_rng(3)
     arr = (np.abs(rng.normal(5.0, 3.0, (8, 6, 12, 12))) + 1).astype(np.float32)
     pars = {
+        **BEAM,
         "meas_crop": [[1, 8], None, None, None],
         "pos_scan_step_size": 0.5,
         "meas_add_source_size": 0.25,
@@ -481,39 +496,57 @@ def test_reconstruction_of_the_simulated_empad_scan_finds_the_object(tmp_path):
     assert _best_correlation(phase, scanned.T) < 0.5
 
 
-@pytest.mark.parametrize("file_format", ["hdf5", "npy"])
-def test_meas_export_writes_the_prepared_patterns(tmp_path, file_format):
+@pytest.mark.parametrize("file_format", ["hdf5", "npy", "mat", "tif"])
+@pytest.mark.parametrize("output_shape", [None, [3, -1, 30, 30]], ids=["flat", "4d"])
+def test_meas_export_writes_the_prepared_patterns(tmp_path, file_format, output_shape):
+    """PtyRAD's file names (``name_<shape>.<file_format>``) and formats (mat: the HDF5
+    file named .mat); output_shape regroups the frames: (3, 4, 30, 30)."""
     arr = _four_d()
     export = {"file_dir": str(tmp_path / "exp"), "file_format": file_format}
+    export["output_shape"] = output_shape
     scan = StemScan(meas_source="custom", meas_params=arr, seed=1, meas_export=export, **PIPELINE)
     data, _ = _frames(scan, 5)
-    name = (
-        tmp_path / "exp" / f"ptyrad_init_meas_12_30_30.{'h5' if file_format == 'hdf5' else 'npy'}"
-    )
+    shape = (12, 30, 30) if output_shape is None else (3, 4, 30, 30)
+    name = tmp_path / "exp" / f"ptyrad_init_meas_{'_'.join(map(str, shape))}.{file_format}"
     assert scan.export_path == str(name)
     if file_format == "npy":
         stored = np.load(name)
+    elif file_format == "tif":
+        tifffile = pytest.importorskip("tifffile")
+        stored = tifffile.imread(name)
     else:
         with h5py.File(name, "r") as f:
             stored = f["meas"][()]
-    np.testing.assert_array_equal(stored, data)
+    assert stored.shape == shape
+    np.testing.assert_array_equal(stored.reshape(data.shape), data)
+
+
+def test_meas_export_output_shape_must_hold_the_frames(tmp_path):
+    export = {"file_dir": str(tmp_path), "output_shape": [5, -1, 30, 30]}
+    scan = StemScan(meas_source="custom", meas_params=_four_d(), meas_export=export, **PIPELINE)
+    with pytest.raises(
+        PtyScanError, match=r"output_shape: got \[5, -1, 30, 30\]; expected a shape of the 12"
+    ):
+        _frames(scan, 5)
 
 
 def test_meas_export_true_goes_next_to_the_data(empad):
     path, _ = empad
     scan = _stem(path, meas_export=True, num_frames=4)
     _frames(scan, 3)
-    with h5py.File(path.parent / "ptyrad_init_meas_4_128_128.h5", "r") as f:
+    with h5py.File(path.parent / "ptyrad_init_meas_4_128_128.hdf5", "r") as f:
         assert f["meas"].shape == (4, 128, 128)
 
 
 def test_positions_from_ptyrad_and_custom(tmp_path):
     arr = _four_d(shape=(4, 16, 16))
     base = {
+        **BEAM,
         "meas_source": "custom",
         "meas_params": arr,
         "seed": 2,
         "meas_calibration": {"mode": "dx", "value": 0.25},
+        "pos_scan_rand_std": 0,  # PtyRAD displaces loaded positions too (0.15 px by default)
     }
     px = np.array([[0, 0], [0, 3], [3, 0], [3, 3]], np.float64)
     path = tmp_path / "ptyrad.hdf5"
@@ -551,11 +584,16 @@ def test_engines_start_from_the_scans_electron_probe():
         dm.add_views(chunk)
         return chunk.probe, dm.probe
 
-    scan = StemScan(meas_source="custom", meas_params=_four_d(), seed=1)
+    scan = StemScan(
+        meas_source="custom", meas_params=_four_d(), seed=1, pos_scan_step_size=1, **BEAM
+    )
     given, used = first_probe(scan)
     np.testing.assert_allclose(used, given, rtol=1e-5, atol=1e-6 * np.abs(given).max())
     _, aperture = first_probe(
-        StemScan(meas_source="custom", meas_params=_four_d(), seed=1), probe_model="aperture"
+        StemScan(
+            meas_source="custom", meas_params=_four_d(), seed=1, pos_scan_step_size=1, **BEAM
+        ),
+        probe_model="aperture",
     )
     assert not np.allclose(aperture, given, atol=1e-3 * np.abs(given).max())
     moonflower = get_scan("QuickScan")(num_frames=4)
@@ -579,6 +617,7 @@ def test_com_fit_finds_a_transposed_or_rotated_detector(tmp_path, caplog, flipT,
     )
     scan = StemScan(
         meas_params={"path": str(path)},
+        **BEAM,
         pos_N_scan_slow=12,
         pos_N_scan_fast=12,
         meas_Npix=128,
