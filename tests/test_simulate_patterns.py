@@ -96,6 +96,17 @@ def test_affine_round_trip(params):
     np.testing.assert_allclose(apply_affine(pos, matrix), moved)
 
 
+def test_affine_acts_on_row_vectors_as_ptyrad_and_stemscan():
+    """One convention in the project: ``pos @ A`` (PtyRAD's ``pos_scan_affine``, which
+    StemScan applies too), so a rotation simulated by SimScan is undone by StemScan's."""
+    pos = np.array([[1.0, 2.0], [-3.0, 0.5]])
+    np.testing.assert_allclose(
+        apply_affine(pos, [1.0, 0.0, 90.0, 0.0]), [[-2.0, 1.0], [-0.5, -3.0]], atol=1e-12
+    )
+    params = (1.1, 0.05, 12.0, -4.0)
+    np.testing.assert_allclose(apply_affine(pos, params), pos @ affine_matrix(*params))
+
+
 def test_affine_components_match_ptychoshelves():
     np.testing.assert_allclose(affine_matrix(2.0), 2 * np.eye(2))
     np.testing.assert_allclose(affine_matrix(1.0, 0.2), np.diag([1.1, 0.9]))

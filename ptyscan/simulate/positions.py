@@ -159,7 +159,7 @@ def apply_affine(positions, affine):
         raise ParameterError(
             f"affine: got {affine!r}; expected a 2x2 matrix or [scale, asymmetry, rotation, shear]."
         )
-    return pos @ matrix.T
+    return pos @ matrix  # row vectors, as PtyRAD (and StemScan's pos_scan_affine)
 
 
 def flip_transpose(positions, flip_t):

@@ -166,7 +166,7 @@ def test_jitter_affine_and_flip_move_the_truth():
     )
     turned.initialize()
     np.testing.assert_allclose(
-        turned.true_positions_m, base.true_positions_m * [-1, 1], atol=1e-15
+        turned.true_positions_m, base.true_positions_m * [1, -1], atol=1e-15
     )
     jittered = small(
         xy={
