@@ -69,6 +69,9 @@ class PtyScan:
     DEFAULT: ClassVar[dict]
     RADIATION: ClassVar[str] = "xray"  # 'xray', 'electron' or 'visible': plausible energies
     SYNTHETIC: ClassVar[bool] = False  # simulated data: the seed is logged
+    ENGINE_DEFAULTS: ClassVar[dict] = {}
+    """Engine keys whose recipe default differs for this scan's data (e.g. electrons'
+    sub-pixel views and Poisson ML): a recipe's engines take them unless they set them."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -66,7 +66,7 @@ class Engine(abc.ABC):
                     f"{type(self).__name__}: backend {_backend_name(backend)!r} differs from the "
                     f"state's {state.backend.name!r}; pass state alone"
                 )
-            subpixel = "linear" if state.subpixel else "none"
+            subpixel = state.subpixel_mode
             if "subpixel" in p.model_fields_set and p.subpixel != subpixel:
                 raise ParameterError(
                     f"{type(self).__name__}: subpixel {p.subpixel!r} differs from the state's "
@@ -170,7 +170,7 @@ class Engine(abc.ABC):
                 probe=probe,
                 probe_mode_powers=p.probe_mode_powers,
                 margin_px=p.object_margin_px,
-                subpixel=p.subpixel == "linear",
+                subpixel=p.subpixel,
                 start_object=start_object,
             )
         residency = self._residency(chunk)

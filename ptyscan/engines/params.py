@@ -145,12 +145,14 @@ class EngineParams(ParamsModel):
     """M, incoherent object modes."""
     object_margin_px: int = Field(4, ge=0)
     """Object pixels added around the scanned area on each side."""
-    subpixel: Literal["none", "linear"] = "none"
+    subpixel: Literal["none", "linear", "fourier"] = "none"
     """Views at the exact positions: 'none' rounds each position to the nearest object
     pixel; 'linear' keeps the fraction and interpolates the object view bilinearly (the
-    adjoints scatter with the same weights). At integer positions both give the same.
-    The engine that starts a reconstruction sets it; engines continuing from its state
-    follow (giving another value is an error)."""
+    adjoints scatter with the same weights); 'fourier' moves the view by the fraction with
+    a Fourier phase ramp (exact for a band-limited object; circular within the view, so
+    for probes that vanish at the frame edge, as electron probes do). At integer
+    positions all give the same. The engine that starts a reconstruction sets it; engines
+    continuing from its state follow (giving another value is an error)."""
 
     position_refinement: Annotated[
         PositionRefinementParams | None, BeforeValidator(_position_refinement)

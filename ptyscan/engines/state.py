@@ -72,9 +72,10 @@ class ReconstructionState:
         all but 5 % per extra mode.
     margin_px : int
         Object pixels added around the scanned area on every side.
-    subpixel : bool
+    subpixel : bool or {'none', 'linear', 'fourier'}
         Keep the fractional part of every position: :meth:`offsets` are then float
-        (the operator interpolates the views); False: positions rounded to pixels.
+        (the operator interpolates the views, bilinearly for True/'linear', by a Fourier
+        shift for 'fourier'); False/'none': positions rounded to pixels.
     start_object : (object, origin_px, sample_pixel_m), optional
         An earlier object (M', oy, ox) whose pixel (0, 0) is the global pixel
         ``origin_px``: where it overlaps, it replaces the initial ones (also when
@@ -109,7 +110,8 @@ class ReconstructionState:
         self.scale_probe = bool(scale_probe)
         self.probe_mode_powers = probe_mode_powers
         self.margin_px = int(margin_px)
-        self.subpixel = bool(subpixel)
+        self.subpixel_mode = {False: "none", True: "linear"}.get(subpixel, subpixel)
+        self.subpixel = self.subpixel_mode != "none"
         self.start_object = start_object
         self.meta = None
         self.propagator = None
@@ -241,7 +243,8 @@ class ReconstructionState:
         self.meta = meta
         self.frame = (int(meta.shape[0]), int(meta.shape[1]))
         self.propagator = propagator_for(meta, backend=self.backend)
-        self.operator = Operator(self.backend, self.propagator, self.frame)
+        interpolation = "fourier" if self.subpixel_mode == "fourier" else "linear"
+        self.operator = Operator(self.backend, self.propagator, self.frame, interpolation)
         self.sample_pixel_m = sample_pixel_m(meta)
 
     def _pixels(self, positions_m) -> np.ndarray:

@@ -34,7 +34,9 @@ def _check_adjoints(backend, kind, modes, subpixel=False):
     M, K = modes
     offsets = OFFSETS + FRACTIONS if subpixel else OFFSETS
     rng = np.random.default_rng(7)
-    op = Operator(backend, _propagator(kind, backend), FRAME)
+    interpolation = subpixel if isinstance(subpixel, str) else "linear"
+    op = Operator(backend, _propagator(kind, backend), FRAME, interpolation)
+    linear = Operator(backend, _propagator(kind, backend), FRAME)  # object_norm: bilinear
     dev, host = backend.to_device, backend.to_host
     obj, probe = _random(rng, (M, 22, 25)), _random(rng, (K, *FRAME))
     far = _random(rng, (len(offsets), M, K, *FRAME))
@@ -59,8 +61,8 @@ def _check_adjoints(backend, kind, modes, subpixel=False):
     # the normalisers are the adjoints applied to the probe and the views themselves
     norm_o = host(op.object_norm(dev(probe), offsets, backend.xp.zeros((22, 25))))
     expect = host(
-        op.adjoint_object(
-            op.product(views * 0 + 1, dev(probe)),
+        linear.adjoint_object(
+            op.product(linear.views(dev(obj), offsets) * 0 + 1, dev(probe)),
             dev(probe),
             offsets,
             backend.xp.zeros((M, 22, 25), complex),
@@ -71,14 +73,14 @@ def _check_adjoints(backend, kind, modes, subpixel=False):
     np.testing.assert_allclose(norm_p, (np.abs(host(views)) ** 2).sum(axis=(0, 1)), rtol=1e-12)
 
 
-@pytest.mark.parametrize("subpixel", [False, True])
+@pytest.mark.parametrize("subpixel", [False, True, "fourier"])
 @pytest.mark.parametrize("kind", ["far", "near"])
 @pytest.mark.parametrize("modes", [(1, 1), (2, 3)])
 def test_adjoints_numpy(kind, modes, subpixel):
     _check_adjoints(get_backend("numpy", precision="double", threads=1), kind, modes, subpixel)
 
 
-@pytest.mark.parametrize("subpixel", [False, True])
+@pytest.mark.parametrize("subpixel", [False, True, "fourier"])
 @pytest.mark.parametrize("kind", ["far", "near"])
 @pytest.mark.parametrize("modes", [(1, 1), (2, 3)])
 def test_adjoints_cupy(cupy_module, kind, modes, subpixel):
