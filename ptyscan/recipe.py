@@ -305,8 +305,8 @@ def validate_engine(section, *, prefix: str, base_dir=None, defaults=None):
 
 def _validate_engines(section, problems, base_dir, defaults=None):
     """``(classes, params)`` of the ``engines:`` list; problems are appended. ``defaults``:
-    the scan class's ENGINE_DEFAULTS (subpixel for the first engine only: the others
-    follow its state)."""
+    the scan class's ENGINE_DEFAULTS, {engine name: {key: value}} (subpixel for the first
+    engine only: the others follow its state)."""
     if section is None:
         return (), ()
     if not isinstance(section, list):
@@ -315,7 +315,9 @@ def _validate_engines(section, problems, base_dir, defaults=None):
     classes, params = [], []
     for k, item in enumerate(section):
         try:
-            own = {key: v for key, v in (defaults or {}).items() if k == 0 or key != "subpixel"}
+            name = item.get("name") if isinstance(item, Mapping) else None
+            own = (defaults or {}).get(name, {})
+            own = {key: v for key, v in own.items() if k == 0 or key != "subpixel"}
             cls, p = validate_engine(item, prefix=f"engines[{k}]", base_dir=base_dir, defaults=own)
         except RecipeError as exc:
             problems += exc.problems

@@ -54,7 +54,7 @@ def test_view_pixels_round_or_keep_the_fraction():
 def test_integer_positions_give_the_rounded_results(scan_chunk, cls, kw):
     chunk = scan_chunk[1]
     runs = []
-    for mode in ("none", "linear", "fourier"):
+    for mode in ("none", "linear", "fourier") if cls is not DM else ("none", "linear"):
         engine = cls(
             backend="numpy", probe=model_probe(32), precision="double", subpixel=mode, **kw
         )
@@ -170,15 +170,17 @@ def propagator_for_frame(frame, backend):
 
 
 def test_stem_recipes_default_to_fourier_views_and_poisson_ml():
-    """StemScan's ENGINE_DEFAULTS fill the keys a recipe's engines leave out: the first
-    engine's subpixel (later ones follow its state) and ML's noise model; given keys win,
-    and scans without defaults keep the engines' own."""
+    """StemScan's ENGINE_DEFAULTS fill the keys a recipe's ML engines leave out: subpixel
+    when ML starts the reconstruction (later engines follow the state) and the noise
+    model; given keys win, DM keeps its own, scans without defaults keep the engines'."""
+    from ptyscan.errors import RecipeError
     from ptyscan.recipe import load_recipe
 
     stem = {"name": "StemScan", "meas_source": "custom", "pos_N_scan_slow": 2}
-    recipe = load_recipe({"scan": stem, "engines": [{"name": "DM"}, {"name": "ML"}]})
-    dm, ml = recipe.engines
-    assert dm.subpixel == "fourier" and "subpixel" not in ml.model_fields_set
+    alone = load_recipe({"scan": stem, "engines": [{"name": "ML"}]}).engines[0]
+    assert (alone.subpixel, alone.ML_type) == ("fourier", "poisson")
+    dm, ml = load_recipe({"scan": stem, "engines": [{"name": "DM"}, {"name": "ML"}]}).engines
+    assert dm.subpixel == "none" and "subpixel" not in ml.model_fields_set
     assert ml.ML_type == "poisson"
     given = load_recipe(
         {"scan": stem, "engines": [{"name": "ML", "subpixel": "none", "ML_type": "gaussian"}]}
@@ -186,3 +188,5 @@ def test_stem_recipes_default_to_fourier_views_and_poisson_ml():
     assert (given.engines[0].subpixel, given.engines[0].ML_type) == ("none", "gaussian")
     xray = load_recipe({"scan": {"name": "MoonFlowerScan"}, "engines": [{"name": "ML"}]})
     assert (xray.engines[0].subpixel, xray.engines[0].ML_type) == ("none", "gaussian")
+    with pytest.raises(RecipeError, match=r"engines\[0\].subpixel.*'fourier' is for ML"):
+        load_recipe({"scan": stem, "engines": [{"name": "DM", "subpixel": "fourier"}]})
