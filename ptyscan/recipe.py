@@ -296,18 +296,22 @@ def _validate_scan(section, problems, base_dir):
     return None, None
 
 
-def validate_engine(section, *, prefix: str, base_dir=None):
+def validate_engine(section, *, prefix: str, base_dir=None, defaults=None):
     """Validate one ``engines:`` item (a mapping with ``name``); return (class, params).
 
     ``base_dir``: the recipe's folder (relative input files are looked for there)."""
     if not isinstance(section, Mapping) or "name" not in section:
         raise RecipeError([f"{prefix}: must be a mapping with a 'name' key, got {section!r:.60}"])
     cls = ENGINES.get(str(section["name"]), key=f"{prefix}.name")
+    own = {k: v for k, v in (defaults or {}).items() if k in cls.Params.model_fields}
+    section = {**own, **section}  # the scan's defaults (ENGINE_DEFAULTS), the item's keys win
     return cls, validate_params(cls.Params, section, prefix=prefix, base_dir=base_dir)
 
 
-def _validate_engines(section, problems, base_dir):
-    """``(classes, params)`` of the ``engines:`` list; problems are appended."""
+def _validate_engines(section, problems, base_dir, defaults=None):
+    """``(classes, params)`` of the ``engines:`` list; problems are appended. ``defaults``:
+    the scan class's ENGINE_DEFAULTS, {engine name: {key: value}} (subpixel for the first
+    engine only: the others follow its state)."""
     if section is None:
         return (), ()
     if not isinstance(section, list):
@@ -316,7 +320,10 @@ def _validate_engines(section, problems, base_dir):
     classes, params = [], []
     for k, item in enumerate(section):
         try:
-            cls, p = validate_engine(item, prefix=f"engines[{k}]", base_dir=base_dir)
+            name = item.get("name") if isinstance(item, Mapping) else None
+            own = (defaults or {}).get(name, {})
+            own = {key: v for key, v in own.items() if k == 0 or key != "subpixel"}
+            cls, p = validate_engine(item, prefix=f"engines[{k}]", base_dir=base_dir, defaults=own)
         except RecipeError as exc:
             problems += exc.problems
         except PtyScanError as exc:
@@ -368,7 +375,8 @@ def load_recipe(source, overrides: Sequence[str] = ()) -> Recipe:
     problems = _section_problems(data)  # after overrides: --set can add a section too
     base_dir = None if path is None else os.path.dirname(os.path.abspath(path))
     scan_class, scan = _validate_scan(data.get("scan"), problems, base_dir)
-    engine_classes, engines = _validate_engines(data.get("engines"), problems, base_dir)
+    defaults = getattr(scan_class, "ENGINE_DEFAULTS", None)
+    engine_classes, engines = _validate_engines(data.get("engines"), problems, base_dir, defaults)
     run = None
     try:
         run = validate_params(RunParams, data.get("run"), prefix="run")

@@ -69,6 +69,11 @@ class PtyScan:
     DEFAULT: ClassVar[dict]
     RADIATION: ClassVar[str] = "xray"  # 'xray', 'electron' or 'visible': plausible energies
     SYNTHETIC: ClassVar[bool] = False  # simulated data: the seed is logged
+    ENGINE_DEFAULTS: ClassVar[dict] = {}
+    """{engine name: {key: value}}: recipe defaults that differ for this scan's data (e.g.
+    electrons' Fourier sub-pixel views and Poisson ML); a recipe's engines of that name
+    take them unless they set them (``subpixel`` only the first engine: the others follow
+    its state)."""
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -68,7 +68,7 @@ class Engine(abc.ABC):
                     f"state's {state.backend.name!r}; pass state alone"
                 )
             self._follow_slices(state)
-            subpixel = "linear" if state.subpixel else "none"
+            subpixel = state.subpixel_mode
             if "subpixel" in p.model_fields_set and p.subpixel != subpixel:
                 raise ParameterError(
                     f"{type(self).__name__}: subpixel {p.subpixel!r} differs from the state's "
@@ -200,7 +200,7 @@ class Engine(abc.ABC):
                 probe=probe,
                 probe_mode_powers=p.probe_mode_powers,
                 margin_px=p.object_margin_px,
-                subpixel=p.subpixel == "linear",
+                subpixel=p.subpixel,
                 start_object=start_object,
                 object_slices=p.object_slices,
                 slice_thickness_m=p.slice_thickness,

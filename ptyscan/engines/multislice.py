@@ -44,16 +44,27 @@ __all__ = ["MultisliceOperator", "make_operator", "with_slices"]
 
 
 def make_operator(
-    backend, propagator, frame, *, slices=1, thickness_m=None, wavelength_m=None, pixel_m=None
+    backend,
+    propagator,
+    frame,
+    *,
+    slices=1,
+    thickness_m=None,
+    wavelength_m=None,
+    pixel_m=None,
+    interpolation="linear",
 ):
     """The state's operator: :class:`~.operator.Operator` for one slice, else a
-    :class:`MultisliceOperator` with slices ``thickness_m`` apart."""
+    :class:`MultisliceOperator` with slices ``thickness_m`` apart; ``interpolation``
+    of views at fractional positions, 'linear' or 'fourier'."""
     if slices <= 1:
-        return Operator(backend, propagator, frame)
+        return Operator(backend, propagator, frame, interpolation)
     between = NearField(
         frame, distance_m=thickness_m, wavelength_m=wavelength_m, psize_m=pixel_m, backend=backend
     )
-    return MultisliceOperator(backend, propagator, frame, slices=slices, between=between)
+    return MultisliceOperator(
+        backend, propagator, frame, slices=slices, between=between, interpolation=interpolation
+    )
 
 
 def with_slices(obj, slices, xp):
@@ -85,8 +96,8 @@ class MultisliceOperator(Operator):
     ``obj`` arrays are (M, S, oy, ox); views (B, M, S, sy, sx).
     """
 
-    def __init__(self, backend, propagator, frame, *, slices, between):
-        super().__init__(backend, propagator, frame)
+    def __init__(self, backend, propagator, frame, *, slices, between, interpolation="linear"):
+        super().__init__(backend, propagator, frame, interpolation)
         self.slices = int(slices)
         self.between = between
 

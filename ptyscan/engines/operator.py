@@ -33,6 +33,15 @@ scatter with the same weights (so they stay exact adjoints), and
 :meth:`Operator.object_norm` spreads ``Σ_k |P|²`` with them. ``f = 0`` gives the
 integer views' values.
 
+With ``interpolation='fourier'`` (``subpixel: fourier``) a view is instead the
+(sy, sx) window at ``n`` moved by ``f`` with the Fourier phase ramp,
+``v = IFFT[FFT(O[n + r]) · exp(2πi k·f)]``: exact for an object band-limited to the
+frame's frequencies, where bilinear weights damp the high frequencies differently at
+every fraction (a reconstruction then over-sharpens the object to make up for it).
+The shift is circular within the window, so it suits probes that vanish towards the
+frame edge (electron probes). Its adjoint moves back by ``-f`` before the scatter (the
+shift is unitary); :meth:`Operator.object_norm` keeps the bilinear spread (positive).
+
 An engine gets its operator from the state (``state.operator``) and its blocks
 of views from ``state.blocks(...)``, which hides where the data live.
 """
@@ -65,19 +74,23 @@ class Operator:
     top-left pixels (B, 2) in the object array.
     """
 
-    def __init__(self, backend, propagator, frame):
+    def __init__(self, backend, propagator, frame, interpolation="linear"):
         self.backend = backend
         self.propagator = propagator
         self.frame = (int(frame[0]), int(frame[1]))
+        self.interpolation = interpolation
 
     # --- forward -----------------------------------------------------------------------
 
     def views(self, obj, offsets):
         """(B, M, sy, sx) copies of ``obj`` (M, oy, ox) at ``offsets`` (B, 2): integer
-        top-left pixels, or float ones (bilinear interpolation, module notes)."""
+        top-left pixels, or float ones (bilinear or Fourier interpolation, module notes)."""
         whole, weights = self._split(offsets)
         if weights is None:
             return ops.gather(self.backend, obj, whole, self.frame)
+        if self.interpolation == "fourier":
+            window = ops.gather(self.backend, obj, whole, self.frame)
+            return self._fourier_shift(window, offsets, sign=1)
         sy, sx = self.frame
         window = ops.gather(self.backend, obj, whole, (sy + 1, sx + 1))
         out = None
@@ -86,15 +99,19 @@ class Operator:
             out = part if out is None else out + part
         return out
 
-    def _scatter(self, out, values, offsets):
+    def _scatter(self, out, values, offsets, *, bilinear=False):
         """Add ``values`` ((B, M, sy, sx), (B, sy, sx) or one (sy, sx)) into ``out`` at the
-        views ``offsets``: the adjoint of :meth:`views` (and of ``ops.gather``)."""
+        views ``offsets``: the adjoint of :meth:`views` (and of ``ops.gather``);
+        ``bilinear`` spreads with the bilinear weights whatever the interpolation."""
         whole, weights = self._split(offsets)
         if weights is None:
             return ops.scatter_add(self.backend, out, values, whole)
         xp, (sy, sx) = self.backend.xp, self.frame
         if values.ndim == out.ndim:  # one array for every view
             values = xp.broadcast_to(values, (len(whole), *values.shape))
+        if self.interpolation == "fourier" and not bilinear:
+            moved = self._fourier_shift(values, offsets, sign=-1)
+            return ops.scatter_add(self.backend, out, moved, whole)
         lead = values.shape[:-2]
         padded = xp.zeros((*lead, sy + 1, sx + 1), dtype=values.dtype)
         shape = (-1,) + (1,) * (values.ndim - 1)
@@ -114,6 +131,23 @@ class Operator:
         bk = self.backend
         weights = [bk.xp.asarray(w.astype(bk.real_dtype)) for w in weights]
         return whole.astype(np.int64), weights
+
+    def _fourier_shift(self, windows, offsets, *, sign):
+        """``windows`` (B, ..., sy, sx) moved by ``sign × frac`` of ``offsets``: the content
+        at ``r`` becomes the content at ``r + sign·f`` (circularly)."""
+        xp, bk = self.backend.xp, self.backend
+        offsets = np.asarray(offsets, np.float64)
+        frac = offsets - np.floor(offsets)
+        ky = np.fft.fftfreq(self.frame[0])
+        kx = np.fft.fftfreq(self.frame[1])
+        ramp_y = np.exp(2j * np.pi * sign * frac[:, :1] * ky[None, :])  # (B, sy)
+        ramp_x = np.exp(2j * np.pi * sign * frac[:, 1:] * kx[None, :])  # (B, sx)
+        ramp = ramp_y[:, :, None] * ramp_x[:, None, :]
+        ramp = xp.asarray(ramp.astype(bk.complex_dtype))
+        shape = (len(offsets),) + (1,) * (windows.ndim - 3) + self.frame
+        spectrum = bk.fft.fft2(windows.astype(bk.complex_dtype))
+        spectrum *= ramp.reshape(shape)
+        return bk.fft.ifft2(spectrum, overwrite_x=True)
 
     @staticmethod
     def product(views, probe):
@@ -187,7 +221,7 @@ class Operator:
     def object_norm(self, probe, offsets, out):
         """Add ``Σ_k |P[k]|²`` into ``out`` (oy, ox) at every view of ``offsets``."""
         power = ops.abs2(self.backend.xp, probe).sum(axis=0)
-        return self._scatter(out, power, offsets)
+        return self._scatter(out, power, offsets, bilinear=True)
 
     def probe_norm(self, views, out=None):
         """``Σ_{b, m} |views[b, m]|²`` (sy, sx), added into ``out`` if given."""

@@ -151,12 +151,15 @@ class EngineParams(ParamsModel):
     """M, incoherent object modes."""
     object_margin_px: int = Field(4, ge=0)
     """Object pixels added around the scanned area on each side."""
-    subpixel: Literal["none", "linear"] = "none"
+    subpixel: Literal["none", "linear", "fourier"] = "none"
     """Views at the exact positions: 'none' rounds each position to the nearest object
     pixel; 'linear' keeps the fraction and interpolates the object view bilinearly (the
-    adjoints scatter with the same weights). At integer positions both give the same.
-    The engine that starts a reconstruction sets it; engines continuing from its state
-    follow (giving another value is an error)."""
+    adjoints scatter with the same weights); 'fourier' moves the view by the fraction with
+    a Fourier phase ramp (exact for a band-limited object; circular within the view, so
+    for probes that vanish at the frame edge, as electron probes do; ML and ePIE only).
+    At integer
+    positions all give the same. The engine that starts a reconstruction sets it; engines
+    continuing from its state follow (giving another value is an error)."""
 
     object_slices: int = Field(1, ge=1)
     """S, slices of a multislice object (PtyRAD's ``obj_Nlayer``): the probe meets slice 1,
@@ -230,6 +233,17 @@ class DMParams(EngineParams, ptypy_only_keys("DM")):
     compute_log_likelihood: bool = True
     """Compute the 'photons' error: no extra FFT (the update computes fw(P·O) anyway),
     one pass over the model intensities and a stored 1/(I+1) per pixel."""
+
+    @field_validator("subpixel")
+    @classmethod
+    def _no_fourier(cls, value):
+        if value == "fourier":
+            raise ValueError(
+                "'fourier' is for ML (and ePIE): DM and RAAR divide by the bilinear spread of "
+                "Σ|P|², which Fourier-moved waves do not match (they do not converge); use "
+                "'linear' here, or start with ML"
+            )
+        return value
 
     @field_validator("clip_object")
     @classmethod

@@ -73,9 +73,10 @@ class ReconstructionState:
         all but 5 % per extra mode.
     margin_px : int
         Object pixels added around the scanned area on every side.
-    subpixel : bool
+    subpixel : bool or {'none', 'linear', 'fourier'}
         Keep the fractional part of every position: :meth:`offsets` are then float
-        (the operator interpolates the views); False: positions rounded to pixels.
+        (the operator interpolates the views, bilinearly for True/'linear', by a Fourier
+        shift for 'fourier'); False/'none': positions rounded to pixels.
     start_object : (object, origin_px, sample_pixel_m), optional
         An earlier object (M', oy, ox) or (M', S', oy, ox) whose pixel (0, 0) is the
         global pixel ``origin_px``: where it overlaps, it replaces the initial ones
@@ -115,7 +116,8 @@ class ReconstructionState:
         self.scale_probe = bool(scale_probe)
         self.probe_mode_powers = probe_mode_powers
         self.margin_px = int(margin_px)
-        self.subpixel = bool(subpixel)
+        self.subpixel_mode = {False: "none", True: "linear"}.get(subpixel, subpixel)
+        self.subpixel = self.subpixel_mode != "none"
         self.start_object = start_object
         self.object_slices = int(object_slices)
         self.slice_thickness_m = slice_thickness_m
@@ -264,6 +266,7 @@ class ReconstructionState:
             thickness_m=thickness_m,
             wavelength_m=self.meta.wavelength_m,
             pixel_m=self.sample_pixel_m,
+            interpolation="fourier" if self.subpixel_mode == "fourier" else "linear",
         )
         if self.object is not None:
             self.object = with_slices(self.object, self.object_slices, self.backend.xp)

@@ -61,6 +61,7 @@ class StemScan(ClosesAtEnd, PtyScan):
 
     Params = StemScanParams
     RADIATION = "electron"  # meta.energy is the photon energy of the electron wavelength
+    ENGINE_DEFAULTS = {"ML": {"subpixel": "fourier", "ML_type": "poisson"}}  # README
 
     def __init__(self, pars=None, *, comm=None, **kwargs):
         super().__init__(pars, comm=comm, **kwargs)

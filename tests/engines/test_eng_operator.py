@@ -36,7 +36,9 @@ def _check_adjoints(backend, kind, modes, subpixel=False):
     M, K = modes
     offsets = OFFSETS + FRACTIONS if subpixel else OFFSETS
     rng = np.random.default_rng(7)
-    op = Operator(backend, _propagator(kind, backend), FRAME)
+    interpolation = subpixel if isinstance(subpixel, str) else "linear"
+    op = Operator(backend, _propagator(kind, backend), FRAME, interpolation)
+    linear = Operator(backend, _propagator(kind, backend), FRAME)  # object_norm: bilinear
     dev, host = backend.to_device, backend.to_host
     obj, probe = _random(rng, (M, 22, 25)), _random(rng, (K, *FRAME))
     far = _random(rng, (len(offsets), M, K, *FRAME))
@@ -61,8 +63,8 @@ def _check_adjoints(backend, kind, modes, subpixel=False):
     # the normalisers are the adjoints applied to the probe and the views themselves
     norm_o = host(op.object_norm(dev(probe), offsets, backend.xp.zeros((22, 25))))
     expect = host(
-        op.adjoint_object(
-            op.product(views * 0 + 1, dev(probe)),
+        linear.adjoint_object(
+            op.product(linear.views(dev(obj), offsets) * 0 + 1, dev(probe)),
             dev(probe),
             offsets,
             backend.xp.zeros((M, 22, 25), complex),
@@ -83,8 +85,14 @@ def _check_multislice_adjoints(backend, kind, modes, subpixel, slices=3):
     between = NearField(
         FRAME, distance_m=2e-9, wavelength_m=2.5e-12, psize_m=3e-11, backend=backend
     )
+    interpolation = subpixel if isinstance(subpixel, str) else "linear"
     op = MultisliceOperator(
-        backend, _propagator(kind, backend), FRAME, slices=slices, between=between
+        backend,
+        _propagator(kind, backend),
+        FRAME,
+        slices=slices,
+        between=between,
+        interpolation=interpolation,
     )
     dev, host, xp = backend.to_device, backend.to_host, backend.xp
     obj, probe = _random(rng, (M, slices, 22, 25)), _random(rng, (K, *FRAME))
@@ -108,7 +116,7 @@ CHECKS = {"one slice": _check_adjoints, "multislice": _check_multislice_adjoints
 
 
 @pytest.mark.parametrize("model", list(CHECKS))
-@pytest.mark.parametrize("subpixel", [False, True])
+@pytest.mark.parametrize("subpixel", [False, True, "fourier"])
 @pytest.mark.parametrize("kind", ["far", "near"])
 @pytest.mark.parametrize("modes", [(1, 1), (2, 3)])
 def test_adjoints_numpy(kind, modes, subpixel, model):
@@ -117,7 +125,7 @@ def test_adjoints_numpy(kind, modes, subpixel, model):
 
 
 @pytest.mark.parametrize("model", list(CHECKS))
-@pytest.mark.parametrize("subpixel", [False, True])
+@pytest.mark.parametrize("subpixel", [False, True, "fourier"])
 @pytest.mark.parametrize("kind", ["far", "near"])
 @pytest.mark.parametrize("modes", [(1, 1), (2, 3)])
 def test_adjoints_cupy(cupy_module, kind, modes, subpixel, model):

@@ -1,5 +1,7 @@
-"""Sub-pixel positions (``subpixel: linear``): integer positions give the rounded views'
-results; data simulated at fractional positions are fitted better; the CuPy path agrees."""
+"""Sub-pixel positions (``subpixel: linear`` and ``fourier``): integer positions give the
+rounded views' results; data simulated at fractional positions are fitted better; the
+Fourier views of a band-limited object are exact; the CuPy path agrees; StemScan recipes
+default to Fourier views."""
 
 from __future__ import annotations
 
@@ -52,18 +54,19 @@ def test_view_pixels_round_or_keep_the_fraction():
 def test_integer_positions_give_the_rounded_results(scan_chunk, cls, kw):
     chunk = scan_chunk[1]
     runs = []
-    for mode in ("none", "linear"):
+    for mode in ("none", "linear", "fourier") if cls is not DM else ("none", "linear"):
         engine = cls(
             backend="numpy", probe=model_probe(32), precision="double", subpixel=mode, **kw
         )
         engine.add_views(chunk)
         engine.iterate(5)
         runs.append(engine)
-    plain, sub = runs
+    plain = runs[0]
     oy, ox = plain.object.shape[-2:]
-    assert sub.object.shape[-2:] == (oy + 1, ox + 1)  # room for the interpolation
-    np.testing.assert_allclose(sub.object[:, :oy, :ox], plain.object, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(sub.probe, plain.probe, rtol=1e-10, atol=1e-10)
+    for sub in runs[1:]:
+        assert sub.object.shape[-2:] == (oy + 1, ox + 1)  # room for the interpolation
+        np.testing.assert_allclose(sub.object[:, :oy, :ox], plain.object, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(sub.probe, plain.probe, rtol=1e-9, atol=1e-9)
 
 
 def _truth_fourier_error(scan, chunk, mode):
@@ -129,3 +132,61 @@ def test_a_recipe_sets_subpixel_once():
     bad = {"scan": scan, "engines": [{"name": "RAAR"}, {"name": "EPIE", "subpixel": "linear"}]}
     with pytest.raises(RecipeError, match=r"engines\[1\].subpixel: 'linear' differs"):
         load_recipe(bad)
+
+
+def test_fourier_views_of_a_band_limited_object_are_exact():
+    """A plane wave periodic in the view: its Fourier views at fractional offsets are the
+    wave evaluated there (bilinear views are not); the adjoint moves back."""
+    bk = get_backend("numpy", precision="double", threads=1)
+    frame = (12, 10)
+    prop = propagator_for_frame(frame, bk)
+    fourier, linear = Operator(bk, prop, frame, "fourier"), Operator(bk, prop, frame)
+    ys, xs = np.mgrid[0:30, 0:30]
+    a, b = 5, 3  # cycles per view: high frequencies, where bilinear weights damp most
+    obj = np.exp(2j * np.pi * (a * ys / 12 + b * xs / 10))[None]
+    offsets = np.array([[2.5, 4.25], [7.75, 0.5], [3.0, 6.0]])
+    ry, rx = np.mgrid[0:12, 0:10]
+    for view, lin, (y, x) in zip(
+        fourier.views(obj, offsets), linear.views(obj, offsets), offsets, strict=True
+    ):
+        exact = np.exp(2j * np.pi * (a * (y + ry) / 12 + b * (x + rx) / 10))
+        np.testing.assert_allclose(view[0], exact, atol=1e-12)
+        assert np.abs(lin[0] - exact).max() > (0.1 if (y % 1 or x % 1) else -1)
+    # the adjoint moves a view back by the fraction: its window of the object again
+    for y, x in offsets:
+        view = fourier.views(obj, np.array([[y, x]]))
+        out = fourier.adjoint_object(
+            view[:, :, None], np.ones((1, *frame)), np.array([[y, x]]), np.zeros_like(obj)
+        )
+        n, m = int(y), int(x)
+        np.testing.assert_allclose(out[0, n : n + 12, m : m + 10], obj[0, n : n + 12, m : m + 10])
+        assert np.abs(out[0, n + 12 :]).max() == 0
+
+
+def propagator_for_frame(frame, backend):
+    from ptyscan.propagation import FarField
+
+    return FarField(frame, center=(frame[0] / 2, frame[1] / 2), backend=backend)
+
+
+def test_stem_recipes_default_to_fourier_views_and_poisson_ml():
+    """StemScan's ENGINE_DEFAULTS fill the keys a recipe's ML engines leave out: subpixel
+    when ML starts the reconstruction (later engines follow the state) and the noise
+    model; given keys win, DM keeps its own, scans without defaults keep the engines'."""
+    from ptyscan.errors import RecipeError
+    from ptyscan.recipe import load_recipe
+
+    stem = {"name": "StemScan", "meas_source": "custom", "pos_N_scan_slow": 2}
+    alone = load_recipe({"scan": stem, "engines": [{"name": "ML"}]}).engines[0]
+    assert (alone.subpixel, alone.ML_type) == ("fourier", "poisson")
+    dm, ml = load_recipe({"scan": stem, "engines": [{"name": "DM"}, {"name": "ML"}]}).engines
+    assert dm.subpixel == "none" and "subpixel" not in ml.model_fields_set
+    assert ml.ML_type == "poisson"
+    given = load_recipe(
+        {"scan": stem, "engines": [{"name": "ML", "subpixel": "none", "ML_type": "gaussian"}]}
+    )
+    assert (given.engines[0].subpixel, given.engines[0].ML_type) == ("none", "gaussian")
+    xray = load_recipe({"scan": {"name": "MoonFlowerScan"}, "engines": [{"name": "ML"}]})
+    assert (xray.engines[0].subpixel, xray.engines[0].ML_type) == ("none", "gaussian")
+    with pytest.raises(RecipeError, match=r"engines\[0\].subpixel.*'fourier' is for ML"):
+        load_recipe({"scan": stem, "engines": [{"name": "DM", "subpixel": "fourier"}]})
