@@ -186,6 +186,9 @@ class StemScan(ClosesAtEnd, PtyScan):
             mean = stats.mean_after_removal(force=force, weighted=True) / constant
         numbers.update(self._calibrate(numbers, mean.astype(np.float32)))
         self.recorded_meta["psize"] = numbers["psize_m"]
+        # the frames load() will give are known now: the start-up geometry (sample pixel,
+        # step in pixels, object size) uses them instead of an unknown 0 x 0 frame
+        self._check_raw_shape(numbers["prepared_shape"])
         dx = max(numbers["dx_angstrom"])
         self._positions_m = scan_positions_m(p, self.layout.grid, dx_angstrom=dx, seed=self.seed)
         probe = initial_probe(
@@ -414,6 +417,7 @@ class StemScan(ClosesAtEnd, PtyScan):
             "dk_per_angstrom": float(meta.dk_per_angstrom),
             "dx_angstrom": (float(dx[0]), float(dx[1])),
             "frame_shape": shape,
+            "prepared_shape": tuple(int(n) for n in final.shape[1:]),
             "psize_m": float(psize),
             "mean_total_intensity": total,
             "kmax_per_angstrom": float(meta.dk_per_angstrom * final.shape[-1] / 2),

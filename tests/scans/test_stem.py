@@ -17,6 +17,7 @@ from ptyscan.geometry import (
     stem_calibration,
 )
 from ptyscan.parallel import SerialComm
+from ptyscan.plausibility import describe_geometry
 from ptyscan.scans import get_scan
 from ptyscan.simulate.electron import electron_probe
 from ptyscan.simulate.stem_raw import simulate_stem_raw
@@ -94,6 +95,19 @@ def test_empad_raw_frames_calibration_and_meta(empad, caplog):
         "Rayleigh",
     ):
         assert word in text
+
+
+def test_start_up_geometry_knows_the_frames_before_they_are_read(empad):
+    """The geometry block is logged at initialize, before load(): it must use the
+    calibrated 128² frames (sample pixel dx, the 0.6 Å step in pixels), not 0 × 0."""
+    path, _ = empad
+    scan = _stem(path)
+    scan.initialize()
+    g = scan.geometry
+    assert tuple(g.shape) == (128, 128)
+    np.testing.assert_allclose(g.sample_pixel_m, DX * 1e-10, rtol=1e-9)
+    assert g.step_px == pytest.approx(0.6 / DX, rel=1e-6)
+    assert "128 × 128 pixels" in describe_geometry(g)
 
 
 def test_initial_probe_is_the_simulated_one(empad):
