@@ -321,7 +321,7 @@ def _validate_engines(section, problems, base_dir, defaults=None):
     for k, item in enumerate(section):
         try:
             name = item.get("name") if isinstance(item, Mapping) else None
-            own = (defaults or {}).get(name, {})
+            own = (defaults or {}).get(name, {}) if isinstance(name, str) else {}
             own = {key: v for key, v in own.items() if k == 0 or key != "subpixel"}
             cls, p = validate_engine(item, prefix=f"engines[{k}]", base_dir=base_dir, defaults=own)
         except RecipeError as exc:

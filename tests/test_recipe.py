@@ -183,6 +183,15 @@ def test_unknown_engine_is_named_with_what_is_available():
     assert "available: " in line
 
 
+@pytest.mark.parametrize("scan", ["QuickScan", "StemScan"])  # StemScan has ENGINE_DEFAULTS
+def test_an_engine_name_that_is_not_a_string_is_a_named_problem(scan):
+    recipe = {**quick(), "engines": [{"name": ["DM"]}]}
+    if scan == "StemScan":
+        recipe["scan"] = {"name": "StemScan", "probe_kv": 80, "probe_conv_angle": 20}
+    lines = problems_of(recipe)
+    assert any(line.startswith("engines[0].name: unknown engine") for line in lines), lines
+
+
 def test_several_problems_are_all_reported_together():
     recipe = {
         "scan": {"name": "QuickScan", "engery": 7, "shape": -1, "rebin": 0, "center": "fftshit"},
