@@ -78,9 +78,3 @@ class BlockPool:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="ptyscan-block")
         return self._executor
-
-    def close(self):
-        """Stop the threads (they are also stopped at exit)."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None

@@ -282,29 +282,29 @@ class ReconstructionState:
         m = self.margin_px
         lo = pos_px.min(axis=0) - m
         hi = pos_px.max(axis=0) + np.array(self.frame) + m + int(self.subpixel)
-        xp, cdt = self.backend.xp, self.backend.complex_dtype
         if self.object is None:
             self.origin_px = lo
-            shape = (self.object_modes, *(int(v) for v in hi - lo))
-            start = initial_object(shape, cdt, self.object_slices)
-            self.object = xp.asarray(
-                paste_start(start, lo, self.start_object, self.sample_pixel_m)
-            )
+            self.object = self._start_object(hi - lo, lo)
             return True
         old_lo = self.origin_px
         old_hi = old_lo + np.array(self.object.shape[-2:])
         new_lo, new_hi = np.minimum(old_lo, lo), np.maximum(old_hi, hi)
         if np.all(new_lo == old_lo) and np.all(new_hi == old_hi):
             return False
-        shape = (self.object_modes, *(int(v) for v in new_hi - new_lo))
-        start = initial_object(shape, cdt, self.object_slices)
-        grown = xp.asarray(paste_start(start, new_lo, self.start_object, self.sample_pixel_m))
+        grown = self._start_object(new_hi - new_lo, new_lo)
         y0, x0 = (int(v) for v in old_lo - new_lo)
         oy, ox = self.object.shape[-2:]
         grown[..., y0 : y0 + oy, x0 : x0 + ox] = self.object
         self.object, self.origin_px = grown, new_lo
-        log.debug("object grew to %s (origin %s)", shape, new_lo.tolist())
+        log.debug("object grew to %s (origin %s)", grown.shape, new_lo.tolist())
         return True
+
+    def _start_object(self, size_px, origin_px):
+        """The initial object (device) of ``size_px`` at ``origin_px``, start pasted in."""
+        shape = (self.object_modes, *(int(v) for v in size_px))
+        obj = initial_object(shape, self.backend.complex_dtype, self.object_slices)
+        start = paste_start(obj, origin_px, self.start_object, self.sample_pixel_m)
+        return self.backend.xp.asarray(start)
 
     def _make_viewset(self, chunk, residency) -> ViewSet:
         if residency not in ("device", "host"):
