@@ -183,7 +183,8 @@ def _child(args, engine, frames, ranks, shape):
     cmd = [sys.executable, os.path.abspath(__file__), "--child", f"{engine}:{frames}"]
     cmd += ["--iterations", str(args.iterations), "--backend", args.backend]
     cmd += ["--shape", str(shape), "--warmup", str(args.warmup)]
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    paths = [ROOT, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     if ranks > 1:
         mpiexec = os.path.join(os.path.dirname(sys.executable), "mpiexec")
         mpiexec = mpiexec if os.path.exists(mpiexec) else shutil.which("mpiexec")

@@ -1,14 +1,18 @@
 """Array operations shared by the engines, written once against a :class:`Backend`.
 
 Views of the object are addressed by integer top-left offsets ``(n, 2)``
-(host int64). Two implementations of gather/scatter exist: slice loops (fast
-on NumPy, where a loop over views costs microseconds) and flat-index
-``take``/``add.at`` (one kernel each, used on CuPy); the tests check they agree.
+(host int64). Three implementations of gather/scatter exist: slice loops (fast
+on NumPy, where a loop over views costs microseconds), flat-index
+``take``/``add.at`` (any array module: the reference, and what a CuPy stand-in
+runs) and the fused kernels of :mod:`ptyscan.engines.kernels` (used on CuPy);
+the tests check they agree.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from ptyscan.engines import kernels
 
 __all__ = [
     "abs2",
@@ -86,12 +90,26 @@ def _flat_index(xp, offsets, frame, width):
     return (off[:, 0, None, None] + iy) * width + off[:, 1, None, None] + ix
 
 
+def _method(xp, method):
+    """``method``, or the fastest for ``xp``: slice loops on NumPy, the fused kernels on
+    CuPy, flat indices elsewhere (a CuPy stand-in)."""
+    if method:
+        return method
+    if xp is np:
+        return "loop"
+    return "kernel" if kernels.available(xp) else "index"
+
+
 def gather(backend, obj, offsets, frame, *, method=None):
-    """Views of ``obj`` (M, oy, ox) at top-left ``offsets`` (B, 2) → (B, M, sy, sx) copy."""
+    """Views of ``obj`` (M, oy, ox) at top-left ``offsets`` (B, 2) → (B, M, sy, sx) copy.
+
+    ``method``: 'loop', 'index' or 'kernel' (module notes); default the fastest."""
     xp = backend.xp
-    method = method or ("loop" if backend.name == "numpy" else "index")
+    method = _method(xp, method)
     offsets = np.asarray(offsets)
     sy, sx = frame
+    if method == "kernel":
+        return kernels.gather(xp, obj, offsets, frame)
     if method == "loop":
         out = xp.empty((len(offsets), obj.shape[0], sy, sx), dtype=obj.dtype)
         for i, (y, x) in enumerate(offsets.tolist()):
@@ -110,12 +128,15 @@ def scatter_add(backend, target, values, offsets, *, method=None):
     target : (M, oy, ox) or (oy, ox) array, complex or real; updated in place.
     values : (B, M, sy, sx), (B, sy, sx) or (sy, sx) (the same for every view).
     offsets : (B, 2) int top-left pixels of the views.
+    method : 'loop', 'index' or 'kernel' (module notes); default the fastest.
     """
     xp = backend.xp
-    method = method or ("loop" if backend.name == "numpy" else "index")
+    method = _method(xp, method)
     offsets = np.asarray(offsets)
     if len(offsets) == 0:
         return target
+    if method == "kernel" and target.flags.c_contiguous:
+        return kernels.scatter_add(xp, target, values, offsets)
     sy, sx = values.shape[-2:]
     shared = values.ndim == target.ndim  # one array for every view
     if method == "loop":
