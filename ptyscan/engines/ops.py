@@ -212,13 +212,31 @@ def _gauss_kernel_ft(n_padded, sigma, truncate, radius):
     return np.fft.fft(full)
 
 
+def smooth_length(n: int) -> int:
+    """The smallest ``2^a 3^b 5^c 7^d >= n``: FFT lengths that pocketFFT and cuFFT
+    transform fastest (others use slower radices or Bluestein's algorithm, and on
+    cuFFT each new length costs a new plan)."""
+    m = max(int(n), 1)
+    while True:
+        rest = m
+        for p in (2, 3, 5, 7):
+            while rest % p == 0:
+                rest //= p
+        if rest == 1:
+            return m
+        m += 1
+
+
 def gaussian_smooth(backend, arr, sigma, *, truncate=4.0):
     """Gaussian filter of the last two axes, equal to ``scipy.ndimage.gaussian_filter``.
 
     Same kernel (sampled, normalised, cut at ``int(truncate * sigma + 0.5)``) and
     the same 'reflect' boundary, computed with FFTs on a reflect-padded copy, so
-    large sigmas cost no more than small ones. Complex input is filtered as is
-    (real and imaginary parts alike). ``sigma <= 0`` returns ``arr`` unchanged.
+    large sigmas cost no more than small ones. The copy is zero-padded further to a
+    :func:`smooth_length` (exact: the kept pixels reach no further than the reflected
+    border), so the FFT lengths are fast ones and, as sigma decays, few distinct ones.
+    Complex input is filtered as is (real and imaginary parts alike). ``sigma <= 0``
+    returns ``arr`` unchanged.
     """
     if sigma <= 0:
         return arr
@@ -229,14 +247,17 @@ def gaussian_smooth(backend, arr, sigma, *, truncate=4.0):
     ny, nx = arr.shape[-2:]
     pad = [(0, 0)] * (arr.ndim - 2) + [(radius, radius), (radius, radius)]
     padded = xp.pad(arr, pad, mode="symmetric")
-    py, px = padded.shape[-2:]
+    py, px = smooth_length(ny + 2 * radius), smooth_length(nx + 2 * radius)
     ky = _gauss_kernel_ft(py, sigma, truncate, radius)
     kx = _gauss_kernel_ft(px, sigma, truncate, radius)
     cdt = np.result_type(arr.dtype, np.complex64)
-    transfer = xp.asarray(np.outer(ky, kx).astype(cdt))
-    # unitary FFT pair: the kernel's DFT multiplies the spectrum as is
-    spec = backend.fft.fft2(padded.astype(cdt, copy=False), overwrite_x=True)
-    spec *= transfer
+    full = xp.zeros((*arr.shape[:-2], py, px), dtype=cdt)
+    full[..., : ny + 2 * radius, : nx + 2 * radius] = padded
+    # unitary FFT pair: the kernel's DFT multiplies the spectrum as is; the Gaussian is
+    # separable, so its (py, px) transfer function is applied as two 1-D factors
+    spec = backend.fft.fft2(full, overwrite_x=True)
+    spec *= xp.asarray(ky.astype(cdt))[:, None]
+    spec *= xp.asarray(kx.astype(cdt))
     out = backend.fft.ifft2(spec, overwrite_x=True)[
         ..., radius : radius + ny, radius : radius + nx
     ]

@@ -30,7 +30,6 @@ import re
 from functools import cached_property
 from typing import Literal
 
-import fabio
 import h5py
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
@@ -177,7 +176,7 @@ class _Reader:
         """All frames of a file, (n, ny, nx) float32."""
         if path.endswith(".edf"):
             try:
-                with fabio.open(path) as image:
+                with _fabio(path).open(path) as image:
                     out = [frame.data for frame in image.frames()]
             except (OSError, ValueError) as exc:
                 raise ScanError(f"ID16AScan: cannot read EDF file {path}: {exc}") from None
@@ -203,7 +202,7 @@ class _Reader:
         """(motors, counters): dicts of name → value from the file's header."""
         if path.endswith(".edf"):
             try:
-                with fabio.openheader(path) as image:
+                with _fabio(path).openheader(path) as image:
                     head = dict(image.header)
             except (OSError, ValueError) as exc:
                 raise ScanError(f"ID16AScan: cannot read EDF header of {path}: {exc}") from None
@@ -223,6 +222,19 @@ class _Reader:
         )
 
 
+def _fabio(path):
+    """The fabio module (EDF files need it; HDF5 scans do not), or a ScanError saying how to
+    install it."""
+    try:
+        import fabio
+    except ImportError:
+        raise ScanError(
+            f"ID16AScan: reading the EDF file {path} needs fabio, which is not installed; "
+            "pip install fabio (or 'ptyscan[io]'), or convert the scan to HDF5"
+        ) from None
+    return fabio
+
+
 def _read_image(path, what):
     """A 2-D map from EDF, .npy or HDF5 (dataset ``mask``), float32."""
     if not os.path.isfile(path):
@@ -234,7 +246,7 @@ def _read_image(path, what):
             if "mask" not in fh:
                 raise ScanError(f"ID16AScan: {what} file {path} has no dataset 'mask'")
             return np.asarray(fh["mask"][()], np.float32)
-    with fabio.open(path) as image:
+    with _fabio(path).open(path) as image:
         return np.asarray(image.data, np.float32)
 
 

@@ -46,8 +46,23 @@ def test_scatter_methods_agree_and_sum_overlaps(views, shared, complex_):
     np.testing.assert_allclose(a, expected, atol=1e-12)
 
 
+def test_smooth_length_is_the_next_7_smooth_number():
+    def smooth(n):
+        for p in (2, 3, 5, 7):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    for n in range(1, 3000):
+        m = ops.smooth_length(n)
+        assert m >= n and smooth(m) and not any(smooth(k) for k in range(n, m))
+    assert ops.smooth_length(4913) == 5000 and ops.smooth_length(552) == 560
+
+
 @pytest.mark.parametrize("sigma", [0.7, 3.0, 12.0])
 def test_gaussian_smooth_equals_scipy_ndimage(sigma):
+    """The padded sizes (36 x 47, 54 x 65, 126 x 137) are made 7-smooth: all but 36 and
+    54 and 126 get extra zeros, which must not change the result."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 30, 41)) + 1j * rng.standard_normal((2, 30, 41))
     out = ops.gaussian_smooth(BK, x, sigma)

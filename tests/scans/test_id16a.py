@@ -1,10 +1,11 @@
 """ID16AScan: EDF/HDF5 frames, darks, flats, detector flat, bpm5, pad/crop and undistortion."""
 
+import sys
+
 import h5py
 import numpy as np
 import pytest
 from _helpers import drain
-from fabio.edfimage import EdfImage
 from scipy.ndimage import map_coordinates
 
 from ptyscan.errors import RecipeError, ScanError
@@ -16,6 +17,7 @@ GEOMETRY = {"energy": 7.2, "distance": 7.19, "psize": 3e-6}  # ID16A has no defa
 
 
 def write_edf(path, data, motors=None, counters=None):
+    edfimage = pytest.importorskip("fabio.edfimage", reason="fabio is not installed")
     header = {}
     if motors:
         header["motor_mne"] = " ".join(motors)
@@ -23,7 +25,7 @@ def write_edf(path, data, motors=None, counters=None):
     if counters:
         header["counter_mne"] = " ".join(counters)
         header["counter_pos"] = " ".join(repr(float(v)) for v in counters.values())
-    EdfImage(data=np.asarray(data), header=header).write(str(path))
+    edfimage.EdfImage(data=np.asarray(data), header=header).write(str(path))
 
 
 def frames_truth(n, seed=0):
@@ -121,6 +123,14 @@ def test_raw_frames_and_positions_from_edf_headers(tmp_path):
     meta = chunks[0].meta
     assert meta.propagation == "nearfield"
     assert (meta.distance, meta.energy, meta.num_frames) == (7.19, 7.2, 7)
+
+
+def test_edf_without_fabio_is_a_clear_error(tmp_path, monkeypatch):
+    """HDF5 scans need no fabio; an EDF scan without it names the package to install."""
+    write_scan(tmp_path / "d", n=2)
+    monkeypatch.setitem(sys.modules, "fabio", None)  # as if it were not installed
+    with pytest.raises(ScanError, match=r"needs fabio, which is not installed; pip install fabio"):
+        collect(plain(tmp_path / "d"))
 
 
 def test_default_orientation_flips_rows(tmp_path):
