@@ -138,10 +138,10 @@ class DM(Engine):
         xp.sqrt(amp, out=amp)
         fdev = amp - fmag
         if full:
-            err = xp.einsum("bij,bij->b", fdev, fdev).astype(np.float64) / st.npix
+            err = ops.frame_dot(xp, fdev, fdev) / st.npix
         else:
             msum = xp.maximum(xp.sum(mask, axis=(-2, -1), dtype=np.float64), 1.0)
-            err = xp.einsum("bij,bij->b", mask * fdev, fdev).astype(np.float64) / msum
+            err = ops.frame_dot(xp, mask * fdev, fdev) / msum
         out[0] = xp.sum(err)
         pbound = self._pbound
         outside = err > pbound

