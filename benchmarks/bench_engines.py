@@ -13,8 +13,10 @@ ML is ptypy's template setting (Gaussian, reg_del2, scale_precond, smooth_gradie
 with decay 1/50).
 
 Targets (issue 13, CPU): DM within 2.5x of the **FFT bound** — one forward and one
-inverse FFT of the same batch of frames with the same FFT library and threads, the least
-any ptychography iteration must do — and ML within 1.6x of DM per iteration. The table
+inverse FFT of the same batch of frames with the same FFT library and threads, in place,
+the least any ptychography iteration must do (the fastest of 21: see :func:`fft_bound`) —
+and ML within 1.6x of DM per iteration. Both ratios use the median iteration (``med``;
+``s/it`` is the whole timed span over the iterations, ``add_views`` included). The table
 prints both ratios and a verdict line per target; the comparison with ptypy itself is
 ``benchmarks/bench_vs_ptypy.py`` (side by side, in one run). The final errors are the
 last iteration's (Fourier, Photons) and the object error against the truth (global factor
@@ -40,6 +42,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from quiet import is_quiet, settle  # noqa: E402
 
 DM_OVER_FFT_TARGET = 2.5  # CPU: DM s/it within 2.5x the FFT bound
 ML_OVER_DM_TARGET = 1.6  # CPU: ML within 1.6x DM
@@ -105,7 +109,7 @@ def run_case(engine, frames, iterations, backend, *, shape=128, warmup=0):
         "s_per_iteration": seconds / iterations,
         "median_s_per_iteration": float(np.median(per_it)),
         "fft_bound_s": bound,
-        "over_fft_bound": seconds / iterations / bound,
+        "over_fft_bound": float(np.median(per_it)) / bound,
         "fourier": last["fourier"],
         "photons": last["photons"],
         "first_photons": hist[0]["photons"],
@@ -118,9 +122,12 @@ def run_case(engine, frames, iterations, backend, *, shape=128, warmup=0):
     }
 
 
-def fft_bound(backend, frames, shape, repeats=7):
+def fft_bound(backend, frames, shape, repeats=21):
     """Seconds for one forward and one inverse FFT of ``frames`` frames (this rank's),
-    with the engine's FFT and threads: the median of ``repeats``."""
+    with the engine's FFT and threads, in place (no output arrays to allocate and fault
+    in): the fastest of ``repeats``. The least time is the bound; the median of a few
+    repeats moved by up to 2x between processes on a 2-core VM (0.008-0.017 s for 100
+    frames of 128²), while the fastest stays within about 10 %."""
     import numpy as np
 
     xp = backend.xp
@@ -133,10 +140,10 @@ def fft_bound(backend, frames, shape, repeats=7):
     for _ in range(repeats + 1):
         backend.synchronize()
         start = time.perf_counter()
-        backend.fft.ifft2(backend.fft.fft2(x))
+        x = backend.fft.ifft2(backend.fft.fft2(x, overwrite_x=True), overwrite_x=True)
         backend.synchronize()
         times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
+    return float(np.min(times[1:]))
 
 
 def _device_pool_mb(backend):
@@ -237,7 +244,7 @@ def main(argv=None):
         return 0
 
     cases = [tuple(int(v) for v in c.split("x")) for c in args.cases.split(",")]
-    load_before = os.getloadavg()
+    load_before = (settle(), *os.getloadavg()[1:])
     rows = []
     for frames, side in cases:
         for engine in args.engines.split(","):
@@ -245,26 +252,28 @@ def main(argv=None):
             if args.ranks > 1:
                 rows.append(_child(args, engine, frames, args.ranks, side))
     load_after = os.getloadavg()
-    quiet = max(load_before[0], load_after[0]) < 1.3
+    quiet = is_quiet(load_before[0])
 
     print(
         f"MoonFlower, Poisson noise, {args.iterations} iterations "
         f"(after {args.warmup} warm-up), single precision, "
         f"backend {rows[0]['backend']}, {rows[0]['threads']} threads; load average before/after "
-        f"{load_before[0]:.2f}/{load_after[0]:.2f} on {os.cpu_count()} CPUs "
+        f"{load_before[0]:.2f}/{load_after[0]:.2f} (its own threads included) on "
+        f"{os.cpu_count()} CPUs "
         f"({'quiet' if quiet else 'NOT quiet: figures not for RESULTS.md'})"
     )
     print(
-        f"{'engine':<6} {'frames':>6} {'side':>4} {'ranks':>5} {'s/it':>7} {'FFT s':>7} "
+        f"{'engine':<6} {'frames':>6} {'side':>4} {'ranks':>5} {'s/it':>7} {'med':>7} {'FFT s':>7} "
         f"{'xFFT':>5} {'xDM':>5} {'Fourier':>9} {'Photons':>9} {'obj err':>8} {'RSS MB':>7}"
     )
     for r in rows:
         dm = _match(rows, r, "DM")
-        r["over_dm"] = r["s_per_iteration"] / dm["s_per_iteration"] if dm else None
+        r["over_dm"] = r["median_s_per_iteration"] / dm["median_s_per_iteration"] if dm else None
         over_dm = f"{r['over_dm']:>5.2f}" if r["engine"] != "DM" and dm else "    -"
         print(
             f"{r['engine']:<6} {r['frames']:>6} {r['shape']:>4} {r['ranks']:>5} "
-            f"{r['s_per_iteration']:>7.4f} {r['fft_bound_s']:>7.4f} {r['over_fft_bound']:>5.2f} "
+            f"{r['s_per_iteration']:>7.4f} {r['median_s_per_iteration']:>7.4f} "
+            f"{r['fft_bound_s']:>7.4f} {r['over_fft_bound']:>5.2f} "
             f"{over_dm} {r['fourier']:>9.4g} {r['photons']:>9.4g} {r['object_error']:>8.4f} "
             f"{r['peak_rss_mb']:>7.0f}"
         )

@@ -209,3 +209,33 @@ def test_per_frame_weights_travel_with_the_frames(tmp_path):
     plain = jobs.recipe("weights", str(tmp_path / "plain"), 0)
     plain = dataclasses.replace(plain, scan_class=MoonFlowerScan)
     assert not np.allclose(read_ptyr(run_recipe(plain).result).object, serial.object)
+
+
+def test_loader_ranks_wait_for_the_engines(tmp_path):
+    """Backpressure: two loader ranks that prepare 100 frames (10 chunks) far faster than the
+    engine iterates never run more than AHEAD_CHUNKS chunks ahead: a loader loads chunk k
+    only after the engine has taken chunk k - AHEAD_CHUNKS - 1 (it took chunk k - 3 before
+    the loader's wait for it ended, and chunk k - 4 before that). Without the wait every
+    chunk is loaded before the engine has taken the second."""
+    from ptyscan.app.loader_ranks import AHEAD_CHUNKS
+
+    require_mpiexec()
+    run = mpirun(3, [str(JOBS), "ahead", str(tmp_path)], timeout=RUN_TIMEOUT_S)
+    assert run.returncode == 0, run.output[-4000:]
+    added = {int(i) // 10: float(t) for t, i in _records(tmp_path / "added.txt")}
+    assert sorted(added) == list(range(10))
+    loads = [
+        (float(t), int(i) // 10)
+        for rank in (0, 1)
+        for t, i in _records(tmp_path / f"load_{rank}.txt")
+    ]
+    assert {k for _, k in loads} == set(range(10))
+    lag = AHEAD_CHUNKS + 2
+    for t, k in loads:
+        if k >= lag:
+            assert t >= added[k - lag], f"chunk {k} loaded before the engine took chunk {k - lag}"
+    assert max(t for t, k in loads) > added[1]  # the loaders did wait for the engine
+
+
+def _records(path):
+    return [line.split() for line in path.read_text().splitlines()]

@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 HEAD, DATA, WEIGHTS, CTRL = 7301, 7302, 7303, 7304
 POLL_S = 0.002
 """Sleep between tests of a pending message or request (leaves the cores to busy ranks)."""
+AHEAD_CHUNKS = 2
+"""Chunks a loader rank may have sent that the engine ranks have not yet taken: before it
+prepares more it waits for them (backpressure: a loader's memory stays at about this many
+chunks of its frames however much faster it prepares than the engines iterate)."""
 
 
 def check_loader_ranks(n: int, size: int) -> int:
@@ -144,6 +148,7 @@ class _Feeder:
         self.world = roles.world.comm
         self.totals = np.zeros(len(roles.engines), np.int64)
         self.pending: list = []  # (request, buffer) of sends not known to be complete
+        self.sent: list = []  # per chunk sent, the (request, buffer) pairs of its sends
         self.asked = False  # the engine ranks sent CTRL
         self.first = True
 
@@ -162,8 +167,10 @@ class _Feeder:
 
     def send(self, scan, chunk):
         """Send this rank's frames of ``chunk`` to their engine ranks (and, on the first
-        loader rank, the chunk's header to the first engine rank)."""
+        loader rank, the chunk's header to the first engine rank); then wait until the
+        engine ranks have taken all but the last :data:`AHEAD_CHUNKS` chunks sent."""
         group = self.roles.group
+        start = len(self.pending)
         shared = len(chunk) == 0 or chunk.weights.strides[0] == 0
         facts = group.allgather((len(chunk), shared)) if group.size > 1 else [(len(chunk), shared)]
         from_loaders = [n for n, _ in facts]
@@ -200,6 +207,9 @@ class _Feeder:
             if not mask_shared:
                 weights = np.ascontiguousarray(chunk.weights[a - lo : b - lo])
                 self._post(self.world.Isend(weights, dest=dest, tag=WEIGHTS), weights)
+        self.sent.append(self.pending[start:])
+        if len(self.sent) > AHEAD_CHUNKS:  # the engines take chunks in order: wait for the oldest
+            _wait_all(self.sent.pop(0))
         self.pending = [(r, buf) for r, buf in self.pending if not r.Test()]
 
     def _post(self, request, buffer):
@@ -217,6 +227,7 @@ class _Feeder:
             return
         _wait_all(self.pending)
         self.pending.clear()
+        self.sent.clear()
         if group.rank == 0:
             while not self.asked:
                 self._take_ctrl()

@@ -411,9 +411,7 @@ def _run_recipe(tmp_path, command, n, dfile, *, numiter, frames_per_chunk=None):
 def test_recipe_prepares_and_reconstructs_a_simulated_empad_file(tmp_path, capsys, command):
     from ptyscan.io import read_ptyd, read_ptyr
 
-    raw, _, code = _run_recipe(
-        tmp_path, command, 6, "stem.ptyd", frames_per_chunk=16, numiter=3
-    )
+    raw, _, code = _run_recipe(tmp_path, command, 6, "stem.ptyd", frames_per_chunk=16, numiter=3)
     assert code == 0
     err = capsys.readouterr().err
     assert "StemScan calibration (dx): dx = 0.2000 Å" in err and "Rayleigh limit" in err
