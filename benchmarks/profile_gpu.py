@@ -16,7 +16,8 @@ is used for nothing else). Kernels are grouped as
 - ``copy``: memcpy and memset.
 
 Prints, per engine, the time per iteration, the share of each group and the ten
-costliest kernels; writes JSON (default benchmarks/results/profile_gpu.json).
+costliest kernels; writes JSON (default benchmarks/results/profile_gpu.json) and, beside
+it, PyTorch's own table per engine (``profile_<engine>_<views>.txt``).
 Without PyTorch it still prints the per-iteration times, measured with CUDA events.
 """
 
@@ -112,7 +113,7 @@ def _device_name():
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def run(engine, frames, shape, warmup, profiled, timed, table_dir=None):
+def run(engine, frames, shape, warmup, profiled, timed, table_dir=None, views="kernel"):
     from bench_engines import ML_SETTINGS
 
     from ptyscan.engines import DM, ML
@@ -130,7 +131,7 @@ def run(engine, frames, shape, warmup, profiled, timed, table_dir=None):
     eng.backend.synchronize()
     row = {"engine": engine, "frames": frames, "shape": shape, "device": _device_name()}
     row["event_ms_per_iteration"] = _event_time(eng, timed)
-    table = os.path.join(table_dir, f"profile_{engine}.txt") if table_dir else None
+    table = os.path.join(table_dir, f"profile_{engine}_{views}.txt") if table_dir else None
     try:
         kernels = _profile(eng, profiled, table)
     except Exception as exc:  # the profiler is a diagnostic: report, keep the timing
@@ -166,7 +167,16 @@ def main(argv=None):
     table_dir = os.path.dirname(os.path.abspath(args.json))
     os.makedirs(table_dir, exist_ok=True)
     rows = [
-        run(e, args.frames, args.shape, args.warmup, args.profiled, args.timed, table_dir)
+        run(
+            e,
+            args.frames,
+            args.shape,
+            args.warmup,
+            args.profiled,
+            args.timed,
+            table_dir,
+            args.views,
+        )
         for e in args.engines.split(",")
     ]
     for r in rows:
