@@ -7,8 +7,15 @@ waits forever in a collective (the launcher's timeout is the last resort).
 """
 
 import logging
+import os
 
 import pytest
+
+# One FFT and block thread per process, as .ci/run and tests/_mpi_launch.py give the MPI
+# ranks: several tests compare runs bit for bit (host-streamed against device-resident
+# views, loader ranks against one process), and the block threads sum in an order that
+# depends on their count. Tests of several threads ask for them (get_backend(threads=N)).
+os.environ["OMP_NUM_THREADS"] = "1"
 
 from ptyscan.parallel import _launched_size
 

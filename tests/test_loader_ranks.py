@@ -25,13 +25,6 @@ from ptyscan.scans.moonflower import MoonFlowerScan
 
 ABORT_LIMIT_S = 30
 
-
-@pytest.fixture(autouse=True)
-def _one_thread_per_rank(monkeypatch):
-    """Bit-for-bit comparisons need the same FFT and block threads in every run: the
-    in-process run and each MPI rank (whose default is the CPUs over the ranks) use one."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
 JOBS = Path(__file__).resolve().parent / "mpi" / "loader_jobs.py"
 RUN_TIMEOUT_S = 120
 
