@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops
+from . import kernels, ops
 from .base import Engine
 from .params import DMParams
 
@@ -127,6 +127,8 @@ class DM(Engine):
             model -= data
             model *= model
             out[1] = ops.vdot_real(xp, model, ivar) / st.npix
+        if full and fpo.shape[1:3] == (1, 1) and kernels.dm_fourier_usable(xp, fpo.dtype):
+            return self._fourier_fused(blk, fpo, spec, fmag, out)
         if c == 2:  # DM
             comb = fpo * 2
             comb -= spec
@@ -170,6 +172,22 @@ class DM(Engine):
         spec += delta
         out[2] = ops.vdot_real(xp, delta, delta) / st.npix
         blk["exit"] = op.backpropagate(spec)
+        return out
+
+    def _fourier_fused(self, blk, fpo, spec, fmag, out):
+        """:meth:`_fourier_block`'s update with the fused CUDA kernels (one object and one
+        probe mode, no mask: ``engines/kernels.py``), three passes over the views."""
+        st, xp = self._state, self.backend.xp
+        f, s, m = (x.reshape(-1, *x.shape[-2:]) for x in (fpo, spec, fmag))  # views
+        err = kernels.dm_errors(xp, f, s, m, self._abc[2]) / st.npix
+        out[0] = xp.sum(err)
+        outside = err > self._pbound
+        renormed = bool(xp.any(outside))
+        renorm = xp.where(outside, xp.sqrt(self._pbound / xp.maximum(err, 1e-300)), 1.0)
+        renorm = renorm.astype(m.dtype)
+        out[2] = kernels.dm_exit_change(xp, f, s, m, renorm, self._abc, renormed) / st.npix
+        kernels.dm_update(xp, f, s, m, renorm, self._abc, renormed)  # spec += Δ, in place
+        blk["exit"] = st.operator.backpropagate(spec)
         return out
 
     # --- overlap update ---------------------------------------------------------------

@@ -106,3 +106,112 @@ def test_the_cupy_engines_use_the_kernels(cupy, monkeypatch):
     dm.add_views(moonflower(30, 64).auto(30))
     dm.iterate(1)
     assert {"gather", "scatter_add"} <= set(calls)
+
+
+# --- DM's fused Fourier update --------------------------------------------------------------
+
+
+def _reference_kernels(monkeypatch):
+    """Replace the three CUDA kernels by kernels.dm_reference (NumPy or CuPy arrays)."""
+
+    def errors(xp, f, s, m, c):
+        return kernels.dm_reference(xp, f, s, m, xp.ones(len(f), m.dtype), (0.0, 1.0, c), 0)[0]
+
+    def change(xp, f, s, m, r, abc, renormed):
+        return kernels.dm_reference(xp, f, s, m, r, abc, renormed)[1]
+
+    def update(xp, f, s, m, r, abc, renormed):
+        s[...] = kernels.dm_reference(xp, f, s, m, r, abc, renormed)[2]
+        return s
+
+    monkeypatch.setattr(kernels, "dm_errors", errors)
+    monkeypatch.setattr(kernels, "dm_exit_change", change)
+    monkeypatch.setattr(kernels, "dm_update", update)
+
+
+def _dm_run(backend, alpha=1.0, precision="double"):
+    from _engine_helpers import model_probe, moonflower
+
+    from ptyscan.engines import DM
+
+    dm = DM(backend=backend, probe=model_probe(64), precision=precision, alpha=alpha)
+    dm.add_views(moonflower(40, 64).auto(40))
+    dm.iterate(8)
+    return dm
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.7])
+def test_dm_fused_path_with_the_reference_formulas_equals_the_array_code(monkeypatch, alpha):
+    """On NumPy: DM through _fourier_fused, with kernels.dm_reference standing in for the
+    CUDA kernels, gives DM's array-code result (so the formulas the GPU self-check holds
+    the kernels to are DM's own)."""
+    plain = _dm_run("numpy", alpha)
+    _reference_kernels(monkeypatch)
+    monkeypatch.setattr(kernels, "dm_fourier_usable", lambda xp, dtype: True)
+    updates = []
+    reference_update = kernels.dm_update
+    monkeypatch.setattr(
+        kernels, "dm_update", lambda *a: updates.append(a[-1]) or reference_update(*a)
+    )
+    fused = _dm_run("numpy", alpha)
+    assert len(updates) >= 8 and 1 in updates  # the fused path ran, renormalising views
+    for key in ("fourier", "photons", "exit"):
+        got = [h[key] for h in fused.history]
+        np.testing.assert_allclose(got, [h[key] for h in plain.history], rtol=1e-9)
+    np.testing.assert_allclose(fused.object, plain.object, rtol=0, atol=1e-9)
+
+
+def test_dm_kernels_that_fail_leave_the_array_code_with_a_warning(monkeypatch, caplog):
+    """The safety net: where the kernels cannot be built (here a CuPy stand-in without
+    ReductionKernel), dm_fourier_usable answers False once, with a warning."""
+    import cupy_standin
+
+    monkeypatch.setattr(kernels, "available", lambda xp: True)
+    monkeypatch.setattr(kernels, "_usable", {})
+    with caplog.at_level("WARNING", logger="ptyscan.engines.kernels"):
+        assert not kernels.dm_fourier_usable(cupy_standin, np.complex64)
+        assert not kernels.dm_fourier_usable(cupy_standin, np.complex64)
+    assert [r.getMessage() for r in caplog.records].count(
+        next(r.getMessage() for r in caplog.records)
+    ) == 1
+    assert "DM keeps its array code" in caplog.text
+    assert not kernels.dm_fourier_usable(np, np.complex64)  # NumPy: never
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("renormed", [0, 1])
+def test_dm_kernels_equal_the_reference(cupy, dtype, renormed):
+    rng = np.random.default_rng()
+    shape = (5, 40, 36)
+    real = np.finfo(dtype).dtype
+    fpo, spec = (cupy.asarray(_random(rng, shape, dtype)) for _ in range(2))
+    fmag = cupy.asarray(rng.random(shape).astype(real))
+    renorm = cupy.asarray(rng.uniform(0.3, 1.0, 5).astype(real))
+    abc = (-0.8, 1.0, 1.8)
+    errors, change, new = kernels.dm_reference(cupy, fpo, spec, fmag, renorm, abc, renormed)
+    tol = 1e-5 if dtype == np.complex64 else 1e-12
+    got = kernels.dm_errors(cupy, fpo, spec, fmag, abc[2])
+    np.testing.assert_allclose(got.get(), errors.get(), rtol=tol)
+    assert kernels.dm_exit_change(cupy, fpo, spec, fmag, renorm, abc, renormed) == pytest.approx(
+        change, rel=tol
+    )
+    out = kernels.dm_update(cupy, fpo, spec, fmag, renorm, abc, renormed)
+    assert out is spec
+    np.testing.assert_allclose(spec.get(), new.get(), rtol=tol, atol=tol)
+    assert kernels.dm_fourier_usable(cupy, dtype)
+
+
+@pytest.mark.gpu
+def test_dm_on_cupy_with_and_without_the_fused_update(cupy, monkeypatch):
+    """Single precision, 8 iterations: the fused update and the array code agree."""
+    fused = _dm_run("cupy", precision="single")
+    assert kernels.dm_fourier_usable(cupy, np.complex64)
+    monkeypatch.setattr(kernels, "dm_fourier_usable", lambda xp, dtype: False)
+    plain = _dm_run("cupy", precision="single")
+    for key in ("fourier", "exit"):
+        got = [h[key] for h in fused.history]
+        np.testing.assert_allclose(got, [h[key] for h in plain.history], rtol=1e-3)
+    obj_f, obj_p = fused.object, plain.object
+    scale = np.abs(obj_p).max()
+    assert np.abs(obj_f - obj_p).max() < 1e-3 * scale
