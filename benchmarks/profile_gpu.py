@@ -9,6 +9,7 @@ the CUDA kernels of ``--profiled`` iterations of DM and of ML with PyTorch's pro
 (CUPTI sees every kernel in the process, CuPy's and cuFFT's included; PyTorch itself
 is used for nothing else). Kernels are grouped as
 
+- ``fused DM update``: DM's fused Fourier-update kernels (``engines/kernels.py``);
 - ``fft``: cuFFT's kernels;
 - ``gather/scatter``: CuPy's ``take`` and ``add.at`` (scatter_add) kernels;
 - ``reduction``: sums, norms and dot products;
@@ -33,6 +34,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 GROUPS = (
+    ("fused DM update", ("ptyscan_dm_",)),
     ("fft", ("fft", "cufft", "radix", "regular_fft", "vector_fft", "dft")),
     ("gather/scatter", ("gather", "take", "add_at", "scatter", "_ufunc_at", "cupy_add_at")),
     ("reduction", ("reduce", "sum", "dot", "vdot", "norm", "argmax", "max", "min")),
