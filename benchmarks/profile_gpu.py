@@ -156,7 +156,7 @@ def main(argv=None):
         "--views",
         default="kernel",
         choices=["kernel", "index"],
-        help="gather/scatter: the fused kernels (default) or the flat-index reference",
+        help="the fused CUDA kernels (default) or none: flat-index views and DM's array code",
     )
     parser.add_argument(
         "--json", default=os.path.join(ROOT, "benchmarks", "results", "profile_gpu.json")
@@ -165,7 +165,7 @@ def main(argv=None):
     if args.views == "index":
         from ptyscan.engines import kernels
 
-        kernels.available = lambda xp: False  # ops then takes the flat-index path
+        kernels.available = lambda xp: False  # flat-index views, DM's array code
     table_dir = os.path.dirname(os.path.abspath(args.json))
     os.makedirs(table_dir, exist_ok=True)
     rows = [
