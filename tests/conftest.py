@@ -66,18 +66,27 @@ def _cuda_device_count(cupy):
         return 0
 
 
+def _cuda_cupy():
+    """The real CuPy with a CUDA device visible to it; else the test is skipped."""
+    cupy = pytest.importorskip("cupy", reason="cupy is not installed (pip install 'ptyscan[gpu]')")
+    if _cuda_device_count(cupy) == 0:
+        pytest.skip("no CUDA device visible to cupy")
+    return cupy
+
+
+@pytest.fixture
+def cuda_cupy():
+    """The real CuPy on a CUDA device (tests taking it are marked ``gpu``); skipped without."""
+    return _cuda_cupy()
+
+
 @pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.gpu), "standin"])
 def cupy_module(request, monkeypatch):
     """The ``cupy`` module the CuPy backend will import, twice over: the real CuPy on a
     CUDA device (marked ``gpu``; skipped without one) and the strict CPU stand-in of
     ``tests/cupy_standin.py`` (always), installed in ``sys.modules`` for the test."""
     if request.param == "cuda":
-        cupy = pytest.importorskip(
-            "cupy", reason="cupy is not installed (pip install 'ptyscan[gpu]')"
-        )
-        if _cuda_device_count(cupy) == 0:
-            pytest.skip("no CUDA device visible to cupy")
-        return cupy
+        return _cuda_cupy()
     import cupy_standin
 
     from ptyscan import backend

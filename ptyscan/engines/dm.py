@@ -145,10 +145,8 @@ class DM(Engine):
             msum = xp.maximum(xp.sum(mask, axis=(-2, -1), dtype=np.float64), 1.0)
             err = ops.frame_dot(xp, mask * fdev, fdev) / msum
         out[0] = xp.sum(err)
-        pbound = self._pbound
-        outside = err > pbound
-        if bool(xp.any(outside)):
-            renorm = xp.where(outside, xp.sqrt(pbound / xp.maximum(err, 1e-300)), 1.0)
+        renorm = self._renormalisation(err)
+        if renorm is not None:
             fdev *= renorm.astype(fdev.dtype)[:, None, None]
             fdev += fmag
             amp += 1e-10
@@ -181,14 +179,22 @@ class DM(Engine):
         f, s, m = (x.reshape(-1, *x.shape[-2:]) for x in (fpo, spec, fmag))  # views
         err = kernels.dm_errors(xp, f, s, m, self._abc[2]) / st.npix
         out[0] = xp.sum(err)
-        outside = err > self._pbound
-        renormed = bool(xp.any(outside))
-        renorm = xp.where(outside, xp.sqrt(self._pbound / xp.maximum(err, 1e-300)), 1.0)
-        renorm = renorm.astype(m.dtype)
+        renorm = self._renormalisation(err)
+        renormed = renorm is not None
+        renorm = (renorm if renormed else xp.ones_like(err)).astype(m.dtype)
         out[2] = kernels.dm_exit_change(xp, f, s, m, renorm, self._abc, renormed) / st.npix
         kernels.dm_update(xp, f, s, m, renorm, self._abc, renormed)  # spec += Δ, in place
         blk["exit"] = st.operator.backpropagate(spec)
         return out
+
+    def _renormalisation(self, err):
+        """Per view ``sqrt(pbound / err)`` where the modulus error ``err`` (B,) is over the
+        power bound, 1 elsewhere; None when no view of the block is over it."""
+        xp = self.backend.xp
+        outside = err > self._pbound
+        if not bool(xp.any(outside)):
+            return None
+        return xp.where(outside, xp.sqrt(self._pbound / xp.maximum(err, 1e-300)), 1.0)
 
     # --- overlap update ---------------------------------------------------------------
 

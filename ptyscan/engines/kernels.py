@@ -46,42 +46,37 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_GATHER = r"""
+# Element ``i`` of the views (B, modes, sy, sx) is pixel ``k`` of the object (modes, oy, ox).
+_VIEW_PIXEL = r"""
 long long j = i % sx;
 long long t = i / sx;
 long long r = t % sy;
 t /= sy;
 long long m = t % modes;
 long long b = t / modes;
-out = obj[(m * oy + off[2 * b] + r) * ox + off[2 * b + 1] + j];
+long long k = (m * oy + off[2 * b] + r) * ox + off[2 * b + 1] + j;
 """
+
+_GATHER = _VIEW_PIXEL + "out = obj[k];\n"
 
 # ``tgt`` is the target's real view (two numbers per complex pixel); ``vals`` holds
 # one value per (view, mode, y, x), or one per (mode, y, x) shared by every view
 # (``vmod`` is then modes * sy * sx, else the number of values).
-_SCATTER_COMPLEX = r"""
-long long j = i % sx;
-long long t = i / sx;
-long long r = t % sy;
-t /= sy;
-long long m = t % modes;
-long long b = t / modes;
-long long k = (m * oy + off[2 * b] + r) * ox + off[2 * b + 1] + j;
+_SCATTER_COMPLEX = (
+    _VIEW_PIXEL
+    + r"""
 T v = vals[i % vmod];
 atomicAdd(&tgt[2 * k], v.real());
 atomicAdd(&tgt[2 * k + 1], v.imag());
 """
+)
 
-_SCATTER_REAL = r"""
-long long j = i % sx;
-long long t = i / sx;
-long long r = t % sy;
-t /= sy;
-long long m = t % modes;
-long long b = t / modes;
-long long k = (m * oy + off[2 * b] + r) * ox + off[2 * b + 1] + j;
+_SCATTER_REAL = (
+    _VIEW_PIXEL
+    + r"""
 atomicAdd(&tgt[k], (R)vals[i % vmod]);
 """
+)
 
 _SIZES = "int64 modes, int64 oy, int64 ox, int64 sy, int64 sx"
 

@@ -11,14 +11,9 @@ from ptyscan.engines import get_backend, kernels, ops
 
 
 @pytest.fixture
-def cupy():
-    cupy = pytest.importorskip("cupy", reason="cupy is not installed")
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            pytest.skip("no CUDA device visible to cupy")
-    except Exception:
-        pytest.skip("no CUDA device visible to cupy")
-    return cupy
+def cupy(cuda_cupy):
+    """The real CuPy on a CUDA device (tests/conftest.py skips without one)."""
+    return cuda_cupy
 
 
 def _random(rng, shape, dtype):
