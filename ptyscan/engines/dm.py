@@ -38,8 +38,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import kernels, ops
+from . import cpu_kernels, kernels, ops
 from .base import Engine
+from .operator import Operator
 from .params import DMParams
 
 __all__ = ["DM", "DMParams"]
@@ -59,11 +60,24 @@ class DM(Engine):
         self._abc = self._coefficients()
         self._probe_buf = None
         self._pbound = 0.0
+        self._jit = self.backend.name == "numpy" and cpu_kernels.enabled()
 
     def _coefficients(self):
         """ptypy's projection coefficients ``(a, b, c)`` of the Fourier update."""
         alpha = self.params.alpha
         return (-alpha, 1.0, 1.0 + alpha)
+
+    def _fused_cpu(self, vs) -> bool:
+        """The numba kernels (:mod:`.cpu_kernels`) serve view set ``vs``: NumPy with numba,
+        one object and one probe mode, integer positions, a single-slice object."""
+        st = self._state
+        return (
+            self._jit
+            and vs.frac is None
+            and st.object_modes == 1
+            and st.probe_modes == 1
+            and type(st.operator) is Operator
+        )
 
     def _device_bytes_per_view(self, frame, per_frame_mask) -> int:
         real = np.dtype(self.backend.real_dtype).itemsize
@@ -120,7 +134,12 @@ class DM(Engine):
             spec = op.propagate(blk["exit"], overwrite=True)
         else:
             spec = vs.cache["far_exit"][sl]
-        fpo = op.forward(st.object, st.probe, st.offsets(vs, sl))  # fw(P·O)
+        if self._fused_cpu(vs):
+            fpo = op.propagate(self._exit_waves_cpu(blk), overwrite=True)  # fw(P·O)
+            if full:
+                return self._fourier_cpu(blk, fpo, spec, fmag)
+        else:
+            fpo = op.forward(st.object, st.probe, st.offsets(vs, sl))  # fw(P·O)
         out = xp.zeros(3, dtype=np.float64)
         if self.params.compute_log_likelihood:
             model = ops.mode_sum(ops.abs2(xp, fpo))
@@ -171,6 +190,34 @@ class DM(Engine):
         out[2] = ops.vdot_real(xp, delta, delta) / st.npix
         blk["exit"] = op.backpropagate(spec)
         return out
+
+    def _exit_waves_cpu(self, blk):
+        """(B, 1, 1, sy, sx) exit waves ``P · view(O)`` of a block (numba kernel)."""
+        st = self._state
+        out = self.backend.xp.empty((len(blk), 1, 1, *st.frame), dtype=st.probe.dtype)
+        off = st.offsets(blk.vs, blk.sl)
+        cpu_kernels.exit_waves(st.object[0], st.probe[0], off, out[:, 0, 0])
+        return out
+
+    def _fourier_cpu(self, blk, fpo, spec, fmag):
+        """:meth:`_fourier_block`'s update with the numba kernel (one mode, no mask): one
+        pass over the views, frame by frame (``engines/cpu_kernels.py``)."""
+        st, bk = self._state, self.backend
+        ivar = None
+        if self.params.compute_log_likelihood:
+            ivar = blk.vs.derived("ivar", blk.sl, blk, lambda d, m: _inverse_variance(bk, d, m))
+        frames = fmag.shape
+        sums = cpu_kernels.dm_fourier(
+            fpo.reshape(frames),
+            spec.reshape(frames),
+            fmag,
+            blk["data"],
+            ivar,
+            self._abc,
+            self._pbound,
+        )
+        blk["exit"] = st.operator.backpropagate(spec)
+        return sums
 
     def _fourier_fused(self, blk, fpo, spec, fmag, out):
         """:meth:`_fourier_block`'s update with the fused CUDA kernels (one object and one
@@ -224,6 +271,9 @@ class DM(Engine):
 
         def add(blk, acc):
             off = st.offsets(blk.vs, blk.sl)
+            if self._fused_cpu(blk.vs):
+                cpu_kernels.object_sums(blk["exit"][:, 0, 0], st.probe[0], off, acc[0][0], acc[1])
+                return
             st.operator.adjoint_object(blk["exit"], st.probe, off, acc[0])
             st.operator.object_norm(st.probe, off, acc[1])
 
@@ -234,7 +284,7 @@ class DM(Engine):
         if cfact == 0 and bool(xp.any(empty)):  # never illuminated: keep the old values
             num[:, empty] = obj[:, empty]
             den[empty] = 1
-        num /= den
+        num *= xp.reciprocal(den)  # complex ÷ real would be a complex division
         if p.clip_object is not None:
             ops.clip_amplitude(xp, num, *p.clip_object)
         st.object = num
@@ -250,6 +300,10 @@ class DM(Engine):
             den += cfact
 
         def add(blk, acc):
+            if self._fused_cpu(blk.vs):
+                off = st.offsets(blk.vs, blk.sl)
+                cpu_kernels.probe_sums(blk["exit"][:, 0, 0], st.object[0], off, acc[0][0], acc[1])
+                return
             ov = st.operator.views(st.object, st.offsets(blk.vs, blk.sl))
             st.operator.adjoint_probe(blk["exit"], ov, acc[0])
             st.operator.probe_norm(ov, acc[1])
@@ -257,7 +311,7 @@ class DM(Engine):
         self.map_blocks(add, read=("exit",), accumulate=(num, den))
         ops.allreduce(bk, self.comm, num)
         ops.allreduce(bk, self.comm, den)
-        num /= xp.where(den > 0, den, 1)
+        num *= xp.reciprocal(xp.where(den > 0, den, 1))
         support = self.support()
         if support is not None:
             num *= support

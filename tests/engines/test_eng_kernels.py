@@ -140,6 +140,7 @@ def test_dm_fused_path_with_the_reference_formulas_equals_the_array_code(monkeyp
     """On NumPy: DM through _fourier_fused, with kernels.dm_reference standing in for the
     CUDA kernels, gives DM's array-code result (so the formulas the GPU self-check holds
     the kernels to are DM's own)."""
+    monkeypatch.setenv("PTYSCAN_NUMBA", "0")  # the array code, not the numba kernels
     plain = _dm_run("numpy", alpha)
     _reference_kernels(monkeypatch)
     monkeypatch.setattr(kernels, "dm_fourier_usable", lambda xp, dtype: True)

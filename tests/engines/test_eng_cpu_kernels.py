@@ -1,0 +1,154 @@
+"""The numba kernels of engines/cpu_kernels.py against the array code they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from _engine_helpers import model_probe, moonflower
+
+from ptyscan.backend import get_backend
+from ptyscan.engines import DM, RAAR, cpu_kernels, kernels
+from ptyscan.engines.operator import Operator
+from ptyscan.propagation import FarField
+
+pytest.importorskip("numba")
+
+DTYPES = [np.complex64, np.complex128]
+
+
+def _random(rng, shape, dtype):
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+
+def _case(dtype, views=6, frame=(12, 10), obj=(30, 27), seed=0):
+    rng = np.random.default_rng(seed)
+    bk = get_backend("numpy", precision="single" if dtype == np.complex64 else "double")
+    op = Operator(bk, FarField(frame, backend=bk), frame)
+    offsets = np.stack(
+        [
+            rng.integers(0, obj[0] - frame[0] + 1, views),
+            rng.integers(0, obj[1] - frame[1] + 1, views),
+        ],
+        axis=1,
+    )
+    offsets[1] = offsets[0]  # two views at the same place: overlaps add up
+    return rng, bk, op, offsets, _random(rng, (1, *obj), dtype), _random(rng, (1, *frame), dtype)
+
+
+def _tol(dtype):
+    return 2e-5 if dtype == np.complex64 else 1e-12
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exit_waves_equal_probe_times_views(dtype):
+    _, _, op, off, obj, probe = _case(dtype)
+    out = np.empty((len(off), *probe.shape[1:]), dtype)
+    cpu_kernels.exit_waves(obj[0], probe[0], off, out)
+    np.testing.assert_allclose(out, op.exit_waves(obj, probe, off)[:, 0, 0], rtol=_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_object_and_probe_sums_equal_the_operator_adjoints(dtype):
+    rng, _, op, off, obj, probe = _case(dtype)
+    real = np.finfo(dtype).dtype
+    waves = _random(rng, (len(off), 1, 1, *probe.shape[1:]), dtype)
+    num, den = np.zeros_like(obj), np.zeros(obj.shape[1:], real)
+    cpu_kernels.object_sums(waves[:, 0, 0], probe[0], off, num[0], den)
+    ref_num = op.adjoint_object(waves, probe, off, np.zeros_like(obj))
+    ref_den = op.object_norm(probe, off, np.zeros(obj.shape[1:], real))
+    np.testing.assert_allclose(num, ref_num, rtol=_tol(dtype), atol=_tol(dtype))
+    np.testing.assert_allclose(den, ref_den, rtol=_tol(dtype))
+    pnum, pden = np.zeros_like(probe), np.zeros(probe.shape[1:], real)
+    cpu_kernels.probe_sums(waves[:, 0, 0], obj[0], off, pnum[0], pden)
+    views = op.views(obj, off)
+    np.testing.assert_allclose(
+        pnum, op.adjoint_probe(waves, views), rtol=_tol(dtype), atol=_tol(dtype)
+    )
+    np.testing.assert_allclose(pden, op.probe_norm(views), rtol=_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("abc", [(-1.0, 1.0, 2.0), (-0.5, 0.75, 2.0), (-0.7, 1.0, 1.7)])
+def test_dm_fourier_equals_the_reference_formulas(dtype, abc):
+    """Errors and new far fields against kernels.dm_reference (DM's formulas), with views
+    on both sides of the power bound and the 'photons' error written out."""
+    rng = np.random.default_rng(3)
+    real = np.finfo(dtype).dtype
+    shape = (5, 8, 9)
+    npix = shape[1] * shape[2]
+    fpo = _random(rng, shape, dtype)
+    spec = _random(rng, shape, dtype)
+    data = (np.abs(fpo) ** 2 * rng.uniform(0.5, 1.5, shape)).astype(real)
+    fmag = np.sqrt(data)
+    ivar = (1 / (data + 1)).astype(real)
+    errors, _, _ = kernels.dm_reference(np, fpo, spec, fmag, np.ones(5, real), abc, False)
+    errors = errors / npix
+    pbound = float(np.median(errors))  # some views over the bound, some within
+    outside = errors > pbound
+    assert outside.any() and not outside.all()
+    renorm = np.where(outside, np.sqrt(pbound / errors), 1.0).astype(real)
+    _, change, new = kernels.dm_reference(np, fpo, spec, fmag, renorm, abc, True)
+    within = kernels.dm_reference(np, fpo, spec, fmag, renorm, abc, False)[2]
+    expect = np.where(outside[:, None, None], new, within)
+    delta = expect - spec
+    photons = np.sum(ivar * (np.abs(fpo) ** 2 - data) ** 2) / npix
+    got = spec.copy()
+    sums = cpu_kernels.dm_fourier(fpo, got, fmag, data, ivar, abc, pbound)
+    tol = _tol(dtype) * 10
+    np.testing.assert_allclose(got, expect, rtol=tol, atol=tol)
+    np.testing.assert_allclose(sums[0], errors.sum(), rtol=tol)
+    np.testing.assert_allclose(sums[1], photons, rtol=tol)
+    np.testing.assert_allclose(sums[2], np.sum(np.abs(delta) ** 2) / npix, rtol=tol)
+    assert change > 0
+    no_photons = cpu_kernels.dm_fourier(fpo, spec.copy(), fmag, data, None, abc, pbound)
+    assert no_photons[1] == 0 and no_photons[0] == pytest.approx(sums[0])
+
+
+def _run(cls, monkeypatch, numba, n=12, **kw):
+    monkeypatch.setenv("PTYSCAN_NUMBA", "1" if numba else "0")
+    scan = moonflower(60, 32, noise=True)
+    eng = cls(backend="numpy", precision="double", probe=model_probe(32), **kw)
+    eng.add_views(scan.auto(60))
+    eng.iterate(n)
+    return eng
+
+
+@pytest.mark.parametrize(
+    "cls, kw",
+    [
+        (DM, {}),
+        (DM, {"alpha": 0.7, "compute_log_likelihood": False}),
+        (RAAR, {"beta": 0.8}),
+        (DM, {"block_size": 7}),  # blocks of unequal length, split over threads
+    ],
+)
+def test_dm_with_the_kernels_equals_its_array_code(monkeypatch, cls, kw):
+    calls = []
+    fourier = cpu_kernels.dm_fourier
+    monkeypatch.setattr(cpu_kernels, "dm_fourier", lambda *a: calls.append(1) or fourier(*a))
+    fast = _run(cls, monkeypatch, True, **kw)
+    assert calls, "the numba path did not run"
+    calls.clear()
+    plain = _run(cls, monkeypatch, False, **kw)
+    assert not calls
+    for key in ("fourier", "photons", "exit"):
+        got = [h[key] for h in fast.history]
+        np.testing.assert_allclose(got, [h[key] for h in plain.history], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(fast.object, plain.object, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fast.probe, plain.probe, rtol=0, atol=1e-6)
+
+
+def test_the_kernels_stand_aside_where_they_do_not_apply(monkeypatch):
+    """Two probe modes: DM keeps its array code (and still reconstructs)."""
+    monkeypatch.setattr(
+        cpu_kernels, "dm_fourier", lambda *a: pytest.fail("kernel used with two modes")
+    )
+    eng = _run(DM, monkeypatch, True, n=3, probe_modes=2)
+    assert np.isfinite(eng.history[-1]["fourier"])
+
+
+def test_ptyscan_numba_0_turns_them_off(monkeypatch):
+    monkeypatch.setenv("PTYSCAN_NUMBA", "0")
+    assert not cpu_kernels.enabled()
+    monkeypatch.setenv("PTYSCAN_NUMBA", "1")
+    assert cpu_kernels.enabled()
