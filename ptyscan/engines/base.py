@@ -13,8 +13,9 @@ from ..errors import ParameterError
 from ..geometry import centred_coordinates_px
 from ..parallel import SerialComm, local_rank, thread_count
 from ..params import ParamsModel, validate_params
-from . import ops
+from . import cpu_kernels, ops
 from .blockpool import BlockPool
+from .operator import Operator
 from .params import EngineParams
 from .posref import amplitude_at, refine_positions, rms_shift_px
 from .residency import choose_residency
@@ -91,6 +92,19 @@ class Engine(abc.ABC):
         self._support = None
         self._seen_version = None
         self._pool = BlockPool(self.backend)
+        self._jit = self.backend.name == "numpy" and cpu_kernels.enabled()
+
+    def _fused_cpu(self, vs) -> bool:
+        """The numba kernels (:mod:`.cpu_kernels`) serve view set ``vs``: NumPy with numba,
+        one object and one probe mode, integer positions, a single-slice object."""
+        st = self._state
+        return (
+            self._jit
+            and vs.frac is None
+            and st.object_modes == 1
+            and st.probe_modes == 1
+            and type(st.operator) is Operator
+        )
 
     def _follow_slices(self, state):
         """Continue from ``state``'s slices; ML may split a one-slice state into the

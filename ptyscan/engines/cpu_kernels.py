@@ -1,4 +1,4 @@
-"""Fused CPU kernels for DM's passes (numba, optional: ``pip install ptyscan[fast]``).
+"""Fused CPU kernels for DM's and ML's passes (numba, optional: ``pip install ptyscan[fast]``).
 
 On NumPy an engine's block pass is a few dozen array operations per block; each is
 short (tens of microseconds for a block of 1 MB), and between two of them the
@@ -13,15 +13,22 @@ without the GIL (``nogil``), and read each view pixel once:
 * :func:`dm_fourier`: DM's (RAAR's) Fourier update of a block's far-field exit waves
   in place, with the three errors, frame by frame while the frame is in cache;
 * :func:`object_sums` and :func:`probe_sums`: the overlap update's numerators and
-  denominators of a block (the scatter-add and the probe's reduction).
+  denominators of a block (the scatter-add and the probe's reduction), also ML's
+  gradient sums;
+* :func:`ml_gaussian`, :func:`ml_taylor`, :func:`ml_curvature`: ML's Gaussian
+  gradient field with its errors, and the line search's curvature terms
+  (:mod:`.ml_cpu`);
+* :func:`del2_grad`, :func:`del2_coeffs`: ML's squared-gradient regulariser in one pass
+  over the object (``ops.del2_grad`` and ``ops.del2_coeffs`` call them).
 
 They cover the common case: one object mode, one probe mode, integer positions, a
-plain (not multislice) operator, and no mask for :func:`dm_fourier`; DM runs its
-array code (the reference, ``engines/dm.py``) otherwise, where numba is missing, or
-with the environment variable ``PTYSCAN_NUMBA=0``. Compiled code is cached on disk
-(numba's ``cache=True``), so only the first process compiles. Sums are accumulated
-in float64; ``tests/engines/test_eng_cpu_kernels.py`` checks each kernel against the
-array code and DM's iterations with and without them.
+plain (not multislice) operator, no mask, and for ML the Gaussian model without
+floating intensities and the quadratic line search; the engines run their array code
+(the reference) otherwise, where numba is missing, or with the environment variable
+``PTYSCAN_NUMBA=0``. Compiled code is cached on disk (numba's ``cache=True``), so only
+the first process compiles. Sums are accumulated in float64;
+``tests/engines/test_eng_cpu_kernels.py`` checks each kernel against the array code
+and DM's, RAAR's and ML's iterations with and without them.
 """
 
 from __future__ import annotations
@@ -31,7 +38,18 @@ import os
 
 import numpy as np
 
-__all__ = ["dm_fourier", "enabled", "exit_waves", "object_sums", "probe_sums"]
+__all__ = [
+    "del2_coeffs",
+    "del2_grad",
+    "dm_fourier",
+    "enabled",
+    "exit_waves",
+    "ml_curvature",
+    "ml_gaussian",
+    "ml_taylor",
+    "object_sums",
+    "probe_sums",
+]
 
 
 @functools.cache
@@ -169,7 +187,7 @@ def dm_fourier(fpo, spec, fmag, data, ivar, abc, pbound):
 
 
 @_jit
-def _overlap_sums(waves, lit, off, num, den, into_object):
+def _overlap_sums(waves, lit, off, num, den, into_object, norm):
     # into_object: lit = the probe, num/den object-sized; else lit = the object, probe-sized
     sy, sx = waves.shape[1:]
     for bv in range(off.shape[0]):
@@ -185,20 +203,178 @@ def _overlap_sums(waves, lit, off, num, den, into_object):
                 nrow[j] += complex(
                     p.real * w.real + p.imag * w.imag, p.real * w.imag - p.imag * w.real
                 )
-                drow[j] += p.real * p.real + p.imag * p.imag
+                if norm:
+                    drow[j] += p.real * p.real + p.imag * p.imag
 
 
-def object_sums(waves, probe, offsets, num, den):
-    """Add ``conj(P) · ψ_b`` into ``num`` (oy, ox) and ``|P|²`` into ``den`` (oy, ox)
-    at every view: ``waves`` (B, sy, sx), ``probe`` (sy, sx), ``offsets`` (B, 2)."""
-    _overlap_sums(waves, probe, _offsets(offsets), num, den, True)
+def object_sums(waves, probe, offsets, num, den=None):
+    """Add ``conj(P) · ψ_b`` into ``num`` (oy, ox) and ``|P|²`` into ``den`` (oy, ox; None:
+    not wanted) at every view: ``waves`` (B, sy, sx), ``probe`` (sy, sx), ``offsets`` (B, 2)."""
+    norm = den is not None
+    den = den if norm else num.real
+    _overlap_sums(waves, probe, _offsets(offsets), num, den, True, norm)
 
 
-def probe_sums(waves, obj, offsets, num, den):
+def probe_sums(waves, obj, offsets, num, den=None):
     """Add ``conj(O[view b]) · ψ_b`` into ``num`` (sy, sx) and ``|O[view b]|²`` into
-    ``den`` (sy, sx) over the views: ``waves`` (B, sy, sx), ``obj`` (oy, ox)."""
-    _overlap_sums(waves, obj, _offsets(offsets), num, den, False)
+    ``den`` (sy, sx; None: not wanted) over the views: ``waves`` (B, sy, sx), ``obj``
+    (oy, ox)."""
+    norm = den is not None
+    den = den if norm else num.real
+    _overlap_sums(waves, obj, _offsets(offsets), num, den, False, norm)
 
 
 def _offsets(offsets):
     return np.ascontiguousarray(offsets, dtype=np.int64)
+
+
+# --- ML (Gaussian noise model, no mask, no floating intensities) ----------------------
+
+
+@_jit
+def _ml_gaussian(far, data, w, fmag, xi, sums):
+    nb, sy, sx = fmag.shape
+    two = fmag.dtype.type(2)
+    for k in range(nb):
+        loglik = 0.0
+        fourier = 0.0
+        for i in range(sy):
+            frow, xrow, drow, wrow, mrow = far[k, i], xi[k, i], data[k, i], w[k, i], fmag[k, i]
+            for j in range(sx):
+                f = frow[j]
+                q = f.real * f.real + f.imag * f.imag
+                diff = q - drow[j]
+                loglik += wrow[j] * diff * diff
+                dev = np.sqrt(q) - mrow[j]
+                fourier += dev * dev
+                g = two * wrow[j] * diff
+                xrow[j] = complex(f.real * g, f.imag * g)
+        sums[0] += loglik
+        sums[1] += fourier / (sy * sx)
+
+
+def ml_gaussian(far, data, w, fmag, xi):
+    """The Gaussian model's gradient field of a block: ``xi = far · dL/dq`` with
+    ``dL/dq = 2 w (|far|² - I)`` (``xi`` (B, sy, sx) written), and the (2,) float64 sums
+    over its views of ``L = Σ w (|far|² - I)²`` and of the 'fourier' error
+    ``mean (|far| - sqrt(I))²`` (``engines/ml.py``)."""
+    sums = np.zeros(2)
+    _ml_gaussian(far, data, w, fmag, xi, sums)
+    return sums
+
+
+@_jit
+def _ml_taylor(obj, hobj, probe, hprobe, off, xi, first, sums):
+    sy, sx = probe.shape
+    for bv in range(off.shape[0]):
+        y, x = off[bv, 0], off[bv, 1]
+        cross = 0.0
+        for i in range(sy):
+            orow, hrow = obj[y + i, x : x + sx], hobj[y + i, x : x + sx]
+            prow, qrow, xrow, arow = probe[i], hprobe[i], xi[bv, i], first[bv, i]
+            for j in range(sx):
+                o, h, p, q = orow[j], hrow[j], prow[j], qrow[j]
+                arow[j] = h * p + o * q
+                second = h * q
+                cross += xrow[j].real * second.real + xrow[j].imag * second.imag
+        sums[0] += 2.0 * cross
+
+
+def ml_taylor(obj, hobj, probe, hprobe, offsets, xi, first):
+    """Along the line ``O + t hO``, ``P + t hP``: the exit waves' first-order term
+    ``first = hO_b · P + O_b · hP`` (B, sy, sx, written) and ``2 Re<xi, hO_b · hP>`` summed
+    over the views (the second-order term's share of the curvature, ``engines/ml.py``)."""
+    sums = np.zeros(1)
+    _ml_taylor(obj, hobj, probe, hprobe, _offsets(offsets), xi, first, sums)
+    return sums[0]
+
+
+@_jit
+def _ml_curvature(far, first, data, w, sums):
+    nb, sy, sx = data.shape
+    for k in range(nb):
+        total = 0.0
+        for i in range(sy):
+            frow, arow, drow, wrow = far[k, i], first[k, i], data[k, i], w[k, i]
+            for j in range(sx):
+                f, a = frow[j], arow[j]
+                dldq = 2.0 * wrow[j] * (f.real * f.real + f.imag * f.imag - drow[j])
+                m1 = 2.0 * (f.real * a.real + f.imag * a.imag)
+                total += dldq * (a.real * a.real + a.imag * a.imag) + wrow[j] * m1 * m1
+        sums[0] += total
+
+
+def ml_curvature(far, first, data, w):
+    """``Σ dL/dq |A|² + w (2 Re(far · conj A))²`` over a block (``A = fw(first)``, all
+    (B, sy, sx)): the first-order term's share of the Gaussian curvature along the line."""
+    sums = np.zeros(1)
+    _ml_curvature(far, first, data, w, sums)
+    return sums[0]
+
+
+# --- ML's squared-gradient regulariser (ops.del2_grad, ops.del2_coeffs) -----------------
+
+
+@_jit
+def _del2(obj, h, grad, with_grad, sums):
+    # sums: Σ|∂O|², Σ Re(∂O conj ∂h), Σ|∂h|² over the forward differences in y and x;
+    # grad (with_grad): Σ of the backward minus the forward differences at each pixel
+    nm, ny, nx = obj.shape
+    s0 = s1 = s2 = 0.0
+    for m in range(nm):
+        for i in range(ny):
+            orow, hrow = obj[m, i], h[m, i]
+            for j in range(nx - 1):
+                d = orow[j + 1] - orow[j]
+                e = hrow[j + 1] - hrow[j]
+                s0 += d.real * d.real + d.imag * d.imag
+                s1 += d.real * e.real + d.imag * e.imag
+                s2 += e.real * e.real + e.imag * e.imag
+            if i + 1 < ny:
+                onext, hnext = obj[m, i + 1], h[m, i + 1]
+                for j in range(nx):
+                    d = onext[j] - orow[j]
+                    e = hnext[j] - hrow[j]
+                    s0 += d.real * d.real + d.imag * d.imag
+                    s1 += d.real * e.real + d.imag * e.imag
+                    s2 += e.real * e.real + e.imag * e.imag
+            if not with_grad:
+                continue
+            grow = grad[m, i]
+            if nx > 1:
+                grow[0] = orow[0] - orow[1]
+                grow[nx - 1] = orow[nx - 1] - orow[nx - 2]
+            else:
+                grow[0] = 0
+            for j in range(1, nx - 1):
+                grow[j] = orow[j] + orow[j] - orow[j - 1] - orow[j + 1]
+            if i + 1 < ny:
+                onext = obj[m, i + 1]
+                for j in range(nx):
+                    grow[j] += orow[j] - onext[j]
+            if i > 0:
+                oprev = obj[m, i - 1]
+                for j in range(nx):
+                    grow[j] += orow[j] - oprev[j]
+    sums[0] += s0
+    sums[1] += s1
+    sums[2] += s2
+
+
+def del2_grad(obj, amplitude):
+    """``(dR/d(obj*), R)`` of the squared-gradient regulariser (as ``ops.del2_grad``)."""
+    grad = np.empty_like(obj)
+    sums = np.zeros(3)
+    flat = obj.reshape(-1, *obj.shape[-2:])  # modes (and slices) as one axis
+    _del2(flat, flat, grad.reshape(flat.shape), True, sums)
+    grad *= obj.real.dtype.type(2.0 * amplitude)
+    return grad, 2.0 * amplitude * sums[0]
+
+
+def del2_coeffs(obj, h, amplitude):
+    """``(c0, c1, c2)`` of ``R(obj + t h)`` (as ``ops.del2_coeffs``)."""
+    sums = np.zeros(3)
+    flat = obj.reshape(-1, *obj.shape[-2:])
+    _del2(flat, h.reshape(flat.shape), flat, False, sums)
+    a = 2.0 * amplitude
+    return np.array([a * sums[0], 2.0 * a * sums[1], a * sums[2]])

@@ -40,7 +40,6 @@ import numpy as np
 
 from . import cpu_kernels, kernels, ops
 from .base import Engine
-from .operator import Operator
 from .params import DMParams
 
 __all__ = ["DM", "DMParams"]
@@ -60,24 +59,11 @@ class DM(Engine):
         self._abc = self._coefficients()
         self._probe_buf = None
         self._pbound = 0.0
-        self._jit = self.backend.name == "numpy" and cpu_kernels.enabled()
 
     def _coefficients(self):
         """ptypy's projection coefficients ``(a, b, c)`` of the Fourier update."""
         alpha = self.params.alpha
         return (-alpha, 1.0, 1.0 + alpha)
-
-    def _fused_cpu(self, vs) -> bool:
-        """The numba kernels (:mod:`.cpu_kernels`) serve view set ``vs``: NumPy with numba,
-        one object and one probe mode, integer positions, a single-slice object."""
-        st = self._state
-        return (
-            self._jit
-            and vs.frac is None
-            and st.object_modes == 1
-            and st.probe_modes == 1
-            and type(st.operator) is Operator
-        )
 
     def _device_bytes_per_view(self, frame, per_frame_mask) -> int:
         real = np.dtype(self.backend.real_dtype).itemsize

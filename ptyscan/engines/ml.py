@@ -63,6 +63,7 @@ from .likelihood import (
     safeguarded_newton,
     taylor_terms,
 )
+from .ml_cpu import MLCpuKernels
 from .ops import frame_sum, mode_sum
 from .params import MLParams
 
@@ -71,7 +72,7 @@ __all__ = ["ML", "MLParams"]
 log = logging.getLogger(__name__)
 
 
-class ML(Engine):
+class ML(MLCpuKernels, Engine):
     """Maximum likelihood engine; see the module documentation.
 
     ``ML(params=None, *, backend=None, comm=None, state=None, **kwargs)``; pass
@@ -271,6 +272,8 @@ class ML(Engine):
 
     def _gradient_block(self, blk, g_o, g_p):
         st, bk, p = self._state, self.backend, self.params
+        if self._fused_ml(blk):  # numba kernels (engines/ml_cpu.py)
+            return self._gradient_cpu(blk, g_o, g_p)
         xp = bk.xp
         vs, sl = blk.vs, blk.sl
         f = self._block_fields(blk)
@@ -353,6 +356,8 @@ class ML(Engine):
         Σ L'·2Re(f b*) = 2 Re<xi, b_s> by Parseval (xi = bw(L'·f); b_s = bw(b), hO·hP for
         one slice), so b needs no FFT.
         """
+        if self._fused_ml(blk):
+            return self._curvature_cpu(blk, h_o, h_p)
         st, bk = self._state, self.backend
         xp, op = bk.xp, st.operator
         vs, sl = blk.vs, blk.sl

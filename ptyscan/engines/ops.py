@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ptyscan.engines import kernels
+from ptyscan.engines import cpu_kernels, kernels
 
 __all__ = [
     "abs2",
@@ -298,8 +298,11 @@ def del2_grad(xp, obj, amplitude):
     """Gradient ``dR/d(obj*)`` and value ``R`` of ptypy's squared-gradient regulariser.
 
     ``R = 2 a (||∂y obj||² + ||∂x obj||²)`` (ptypy counts forward and backward
-    differences, each once), with the forward differences inside the array.
+    differences, each once), with the forward differences inside the array. NumPy
+    with numba: one pass (:func:`.cpu_kernels.del2_grad`).
     """
+    if xp is np and cpu_kernels.enabled():
+        return cpu_kernels.del2_grad(obj, amplitude)
     dy, dx = _diffs(xp, obj)
     grad = xp.zeros_like(obj)
     grad[..., 1:, :] += dy
@@ -312,7 +315,10 @@ def del2_grad(xp, obj, amplitude):
 
 
 def del2_coeffs(xp, obj, h, amplitude):
-    """Coefficients (c0, c1, c2) of ``R(obj + t h) = c0 + c1 t + c2 t²``."""
+    """Coefficients (c0, c1, c2) of ``R(obj + t h) = c0 + c1 t + c2 t²`` (NumPy with
+    numba: one pass, :func:`.cpu_kernels.del2_coeffs`)."""
+    if xp is np and cpu_kernels.enabled():
+        return cpu_kernels.del2_coeffs(obj, h, amplitude)
     oy, ox = _diffs(xp, obj)
     hy, hx = _diffs(xp, h)
     a = 2.0 * amplitude

@@ -7,7 +7,7 @@ import pytest
 from _engine_helpers import model_probe, moonflower
 
 from ptyscan.backend import get_backend
-from ptyscan.engines import DM, RAAR, cpu_kernels, kernels
+from ptyscan.engines import DM, ML, RAAR, cpu_kernels, kernels
 from ptyscan.engines.operator import Operator
 from ptyscan.propagation import FarField
 
@@ -152,3 +152,86 @@ def test_ptyscan_numba_0_turns_them_off(monkeypatch):
     assert not cpu_kernels.enabled()
     monkeypatch.setenv("PTYSCAN_NUMBA", "1")
     assert cpu_kernels.enabled()
+
+
+ML_TEMPLATE = dict(
+    reg_del2=True, scale_precond=True, smooth_gradient=5.0, smooth_gradient_decay=0.1
+)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        ML_TEMPLATE,
+        {"intensity_renormalization": 0.5, "probe_update_start": 3},
+        {"block_size": 7, "cache_farfield": True},
+    ],
+)
+def test_ml_with_the_kernels_equals_its_array_code(monkeypatch, kw):
+    calls = []
+    gaussian = cpu_kernels.ml_gaussian
+    monkeypatch.setattr(cpu_kernels, "ml_gaussian", lambda *a: calls.append(1) or gaussian(*a))
+    fast = _run(ML, monkeypatch, True, n=10, **kw)
+    assert calls, "the numba path did not run"
+    calls.clear()
+    plain = _run(ML, monkeypatch, False, n=10, **kw)
+    assert not calls
+    for key in ("fourier", "photons", "loglik", "step"):
+        got = [h[key] for h in fast.history]
+        np.testing.assert_allclose(got, [h[key] for h in plain.history], rtol=1e-7)
+    np.testing.assert_allclose(fast.object, plain.object, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(fast.probe, plain.probe, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [{"ML_type": "poisson"}, {"floating_intensities": True}])
+def test_ml_keeps_its_array_code_outside_the_kernels_case(monkeypatch, kw):
+    monkeypatch.setattr(cpu_kernels, "ml_gaussian", lambda *a: pytest.fail("kernel used"))
+    eng = _run(ML, monkeypatch, True, n=3, **kw)
+    assert np.isfinite(eng.history[-1]["loglik"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ml_kernels_equal_the_array_formulas(dtype):
+    rng, _, op, off, obj, probe = _case(dtype)
+    real = np.finfo(dtype).dtype
+    shape = (len(off), *probe.shape[1:])
+    far = _random(rng, shape, dtype)
+    data = (np.abs(far) ** 2 * rng.uniform(0.5, 1.5, shape)).astype(real)
+    w = (1 / (1 + data)).astype(real)
+    xi = np.empty_like(far)
+    sums = cpu_kernels.ml_gaussian(far, data, w, np.sqrt(data), xi)
+    q = np.abs(far) ** 2
+    tol = _tol(dtype) * 10
+    np.testing.assert_allclose(xi, far * 2 * w * (q - data), rtol=tol, atol=tol)
+    np.testing.assert_allclose(sums[0], np.sum(w * (q - data) ** 2), rtol=tol)
+    mean_dev = np.mean((np.abs(far) - np.sqrt(data)) ** 2, axis=(1, 2)).sum()
+    np.testing.assert_allclose(sums[1], mean_dev, rtol=tol)
+    h_o, h_p = _random(rng, obj.shape, dtype), _random(rng, probe.shape, dtype)
+    first = np.empty_like(far)
+    cross = cpu_kernels.ml_taylor(obj[0], h_o[0], probe[0], h_p[0], off, xi, first)
+    views, hviews = op.views(obj, off), op.views(h_o, off)
+    a, b = op.taylor(views, hviews, probe, h_p)
+    np.testing.assert_allclose(first, a[:, 0, 0], rtol=tol, atol=tol)
+    np.testing.assert_allclose(cross, 2 * np.sum((xi * np.conj(b[:, 0, 0])).real), rtol=tol)
+    dldq = 2 * w * (q - data)
+    m1 = 2 * (far * np.conj(first)).real
+    expect = np.sum(dldq * np.abs(first) ** 2 + w * m1**2)
+    np.testing.assert_allclose(cpu_kernels.ml_curvature(far, first, data, w), expect, rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(2, 13, 11), (1, 1, 5), (1, 4, 1), (2, 3, 9, 8)])
+def test_del2_kernels_equal_the_array_code(monkeypatch, dtype, shape):
+    from ptyscan.engines import ops
+
+    rng = np.random.default_rng(5)
+    obj, h = _random(rng, shape, dtype), _random(rng, shape, dtype)
+    monkeypatch.setenv("PTYSCAN_NUMBA", "0")
+    grad, value = ops.del2_grad(np, obj, 0.3)
+    coeffs = ops.del2_coeffs(np, obj, h, 0.3)
+    monkeypatch.setenv("PTYSCAN_NUMBA", "1")
+    got_grad, got_value = ops.del2_grad(np, obj, 0.3)
+    tol = _tol(dtype) * 10
+    np.testing.assert_allclose(got_grad, grad, rtol=tol, atol=tol)
+    np.testing.assert_allclose(got_value, value, rtol=tol)
+    np.testing.assert_allclose(ops.del2_coeffs(np, obj, h, 0.3), coeffs, rtol=tol, atol=tol)

@@ -1,0 +1,93 @@
+"""ML's block passes with the numba kernels of :mod:`.cpu_kernels` (a mixin of ML).
+
+They serve the common ML setting: the Gaussian noise model, no mask, no floating
+intensities, the quadratic line search from cached far fields, one object and one
+probe mode, integer positions, one slice. For each block the gradient pass is
+P·O of the views (one kernel), one FFT, the noise model's gradient field and both
+errors (one kernel), one inverse FFT and the two adjoint sums (one kernel each); the
+line search's curvature is the first-order term along the line with the second-order
+term's share (one kernel), one FFT and the first-order share (one kernel). The array
+code in ``engines/ml.py`` is the reference and serves every other case;
+``tests/engines/test_eng_cpu_kernels.py`` compares the two.
+"""
+
+from __future__ import annotations
+
+from . import cpu_kernels
+from .likelihood import gaussian_weights
+
+__all__ = ["MLCpuKernels"]
+
+
+class MLCpuKernels:
+    """Mixin for :class:`~.ml.ML`: the numba versions of its gradient and curvature blocks."""
+
+    def _fused_ml(self, blk) -> bool:
+        p = self.params
+        return (
+            p.ML_type == "gaussian"
+            and not p.floating_intensities
+            and self._fast_line
+            and blk.vs.full_mask
+            and self._fused_cpu(blk.vs)
+        )
+
+    def _fields_cpu(self, blk, reuse=None):
+        """Far fields ``fw(P·O)`` and ``xi = bw(far · dL/dq)`` of a block, both (B, 1, 1, sy,
+        sx), and the (2,) sums of L and of the 'fourier' error over its views. ``reuse``:
+        the block's arrays of the last iteration, overwritten (fresh memory for each
+        would be faulted in and zeroed again every iteration)."""
+        st, bk = self._state, self.backend
+        xp, op, vs, sl = bk.xp, st.operator, blk.vs, blk.sl
+        shape = (len(blk), 1, 1, *st.frame)
+        if reuse is not None and reuse["far"].shape == shape and "dldq" not in reuse:
+            far, xi = reuse["far"], reuse["xi"]  # ('first' stays with them)
+        else:
+            far, xi = (xp.empty(shape, dtype=bk.complex_dtype) for _ in range(2))
+        cpu_kernels.exit_waves(st.object[0], st.probe[0], st.offsets(vs, sl), far[:, 0, 0])
+        far = op.propagate(far, overwrite=True)
+        R = self.params.intensity_renormalization
+        data = blk["data"]
+        w = vs.derived("w", sl, blk, lambda d, m: gaussian_weights(bk, d, m, R))
+        fmag = vs.derived("fmag", sl, blk, lambda d, m: xp.sqrt(d))
+        sums = cpu_kernels.ml_gaussian(far[:, 0, 0], data, w, fmag, xi[:, 0, 0])
+        return far, op.backpropagate(xi, overwrite=True), sums
+
+    def _gradient_cpu(self, blk, g_o, g_p):
+        """:meth:`~.ml.ML._gradient_block` with the kernels: adds the block's gradient
+        into ``g_o``, ``g_p``; returns the (2,) sums of L and the 'fourier' error."""
+        st, vs = self._state, blk.vs
+        cache = None if vs.streamed else vs.cache.setdefault("blocks", {})
+        reuse = cache.get(blk.sl.start) if cache is not None else None
+        far, xi, sums = self._fields_cpu(blk, reuse)
+        off = st.offsets(vs, blk.sl)
+        cpu_kernels.object_sums(xi[:, 0, 0], st.probe[0], off, g_o[0])
+        cpu_kernels.probe_sums(xi[:, 0, 0], st.object[0], off, g_p[0])
+        if cache is not None:
+            kept = cache.get(blk.sl.start) or {}
+            if kept.get("far") is not far:
+                kept = {}
+            kept.update(far=far, xi=xi)
+            cache[blk.sl.start] = kept
+        return sums
+
+    def _curvature_cpu(self, blk, h_o, h_p):
+        """:meth:`~.ml.ML._curvature_block` with the kernels (the t² coefficient of L)."""
+        st, bk = self._state, self.backend
+        vs, sl = blk.vs, blk.sl
+        if vs.streamed:
+            far, xi, _ = self._fields_cpu(blk)
+            first = bk.xp.empty_like(far)
+        else:
+            cached = vs.cache["blocks"][sl.start]
+            far, xi = cached["far"], cached["xi"]
+            first = cached.get("first")
+            if first is None or first.shape != far.shape:
+                first = cached["first"] = bk.xp.empty_like(far)
+        off = st.offsets(vs, sl)
+        args = (st.object[0], h_o[0], st.probe[0], h_p[0], off, xi[:, 0, 0], first[:, 0, 0])
+        cross = cpu_kernels.ml_taylor(*args)
+        first = st.operator.propagate(first, overwrite=True)
+        R = self.params.intensity_renormalization
+        w = vs.derived("w", sl, blk, lambda d, m: gaussian_weights(bk, d, m, R))
+        return cross + cpu_kernels.ml_curvature(far[:, 0, 0], first[:, 0, 0], blk["data"], w)
