@@ -73,6 +73,15 @@ class ScipyFFT:
     def ifft2(self, x, *, overwrite_x=False):
         return self._fft.ifft2(x, norm="ortho", overwrite_x=overwrite_x, workers=self.workers)
 
+    def fft(self, x, *, n=None, axis=-1, overwrite_x=False):
+        """Unitary 1-D FFT along ``axis`` (zero-padded or cut to ``n``)."""
+        kw = dict(n=n, axis=axis, norm="ortho", overwrite_x=overwrite_x, workers=self.workers)
+        return self._fft.fft(x, **kw)
+
+    def ifft(self, x, *, n=None, axis=-1, overwrite_x=False):
+        kw = dict(n=n, axis=axis, norm="ortho", overwrite_x=overwrite_x, workers=self.workers)
+        return self._fft.ifft(x, **kw)
+
 
 class CupyFFT:
     """Unitary ``fft2``/``ifft2`` with cupyx.scipy.fft; cuFFT plans come from CuPy's plan cache."""
@@ -90,6 +99,13 @@ class CupyFFT:
 
     def ifft2(self, x, *, overwrite_x=False):
         return self._fft.ifft2(x, norm="ortho", overwrite_x=overwrite_x)
+
+    def fft(self, x, *, n=None, axis=-1, overwrite_x=False):
+        """Unitary 1-D FFT along ``axis`` (zero-padded or cut to ``n``)."""
+        return self._fft.fft(x, n=n, axis=axis, norm="ortho", overwrite_x=overwrite_x)
+
+    def ifft(self, x, *, n=None, axis=-1, overwrite_x=False):
+        return self._fft.ifft(x, n=n, axis=axis, norm="ortho", overwrite_x=overwrite_x)
 
 
 @dataclass(frozen=True)

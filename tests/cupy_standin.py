@@ -481,7 +481,22 @@ def _fft(fn):
     return call
 
 
-_fftmod = _module("cupyx.scipy.fft", fft2=_fft(scipy.fft.fft2), ifft2=_fft(scipy.fft.ifft2))
+def _fft1(fn):
+    def call(x, n=None, axis=-1, norm=None, overwrite_x=False, plan=None):
+        if not isinstance(x, ndarray):
+            raise TypeError(f"cupyx.scipy.fft: a cupy.ndarray is expected, got {type(x)}")
+        return ndarray(fn(x._a, n=n, axis=axis, norm=norm, overwrite_x=overwrite_x))
+
+    return call
+
+
+_fftmod = _module(
+    "cupyx.scipy.fft",
+    fft2=_fft(scipy.fft.fft2),
+    ifft2=_fft(scipy.fft.ifft2),
+    fft=_fft1(scipy.fft.fft),
+    ifft=_fft1(scipy.fft.ifft),
+)
 _scipy = _module("cupyx.scipy", fft=_fftmod)
 _cupyx = _module(
     "cupyx",

@@ -242,13 +242,15 @@ def smooth_length(n: int) -> int:
 def gaussian_smooth(backend, arr, sigma, *, truncate=4.0):
     """Gaussian filter of the last two axes, equal to ``scipy.ndimage.gaussian_filter``.
 
-    Same kernel (sampled, normalised, cut at ``int(truncate * sigma + 0.5)``) and
-    the same 'reflect' boundary, computed with FFTs on a reflect-padded copy, so
-    large sigmas cost no more than small ones. The copy is zero-padded further to a
-    :func:`smooth_length` (exact: the kept pixels reach no further than the reflected
-    border), so the FFT lengths are fast ones and, as sigma decays, few distinct ones.
-    Complex input is filtered as is (real and imaginary parts alike). ``sigma <= 0``
-    returns ``arr`` unchanged.
+    The same kernel (sampled, normalised, cut at ``int(truncate * sigma + 0.5)``), the
+    same 'reflect' boundary and, like ndimage, one axis after the other: along each
+    axis a 1-D FFT convolution of a reflect-padded copy, so large sigmas cost no more
+    than small ones. The copy is zero-padded further to a :func:`smooth_length` (exact:
+    the kept pixels reach no further than the reflected border), so the FFT lengths
+    are fast ones and, as sigma decays, few distinct ones. Axis by axis transforms
+    (ny + 2r)·nx + ny·(nx + 2r) points where one 2-D FFT of the padded array would
+    transform 2 (ny + 2r)(nx + 2r). Complex input is filtered as is (real and imaginary
+    parts alike). ``sigma <= 0`` returns ``arr`` unchanged.
     """
     if sigma <= 0:
         return arr
@@ -256,26 +258,35 @@ def gaussian_smooth(backend, arr, sigma, *, truncate=4.0):
     radius = int(truncate * float(sigma) + 0.5)
     if radius == 0:
         return arr.copy()
-    ny, nx = arr.shape[-2:]
-    pad = [(0, 0)] * (arr.ndim - 2) + [(radius, radius), (radius, radius)]
-    padded = xp.pad(arr, pad, mode="symmetric")
-    py, px = smooth_length(ny + 2 * radius), smooth_length(nx + 2 * radius)
-    ky = _gauss_kernel_ft(py, sigma, truncate, radius)
-    kx = _gauss_kernel_ft(px, sigma, truncate, radius)
-    cdt = np.result_type(arr.dtype, np.complex64)
-    full = xp.zeros((*arr.shape[:-2], py, px), dtype=cdt)
-    full[..., : ny + 2 * radius, : nx + 2 * radius] = padded
-    # unitary FFT pair: the kernel's DFT multiplies the spectrum as is; the Gaussian is
-    # separable, so its (py, px) transfer function is applied as two 1-D factors
-    spec = backend.fft.fft2(full, overwrite_x=True)
-    spec *= xp.asarray(ky.astype(cdt))[:, None]
-    spec *= xp.asarray(kx.astype(cdt))
-    out = backend.fft.ifft2(spec, overwrite_x=True)[
-        ..., radius : radius + ny, radius : radius + nx
-    ]
+    out = arr
+    for axis in (arr.ndim - 2, arr.ndim - 1):
+        out = _smooth_axis(backend, out, sigma, truncate, radius, axis)
     if not xp.iscomplexobj(arr):
         out = out.real
     return xp.ascontiguousarray(out.astype(arr.dtype, copy=False))
+
+
+def _smooth_axis(backend, arr, sigma, truncate, radius, axis):
+    """``arr`` filtered along ``axis`` with the truncated Gaussian (reflect boundary),
+    as a complex array."""
+    xp = backend.xp
+    n = arr.shape[axis]
+    pad = [(0, 0)] * arr.ndim
+    pad[axis] = (radius, radius)
+    padded = xp.pad(arr, pad, mode="symmetric").astype(
+        np.result_type(arr.dtype, np.complex64), copy=False
+    )
+    m = smooth_length(n + 2 * radius)
+    shape = [1] * arr.ndim
+    shape[axis] = m
+    kernel = xp.asarray(_gauss_kernel_ft(m, sigma, truncate, radius).astype(padded.dtype))
+    # unitary FFT pair: the kernel's DFT multiplies the spectrum as is
+    spec = backend.fft.fft(padded, n=m, axis=axis, overwrite_x=True)
+    spec *= kernel.reshape(shape)
+    full = backend.fft.ifft(spec, axis=axis, overwrite_x=True)
+    keep = [slice(None)] * arr.ndim
+    keep[axis] = slice(radius, radius + n)
+    return full[tuple(keep)]
 
 
 def clip_amplitude(xp, obj, lo, hi):
