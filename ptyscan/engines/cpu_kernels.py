@@ -113,9 +113,10 @@ def exit_waves(obj, probe, offsets, out):
 
 
 @_jit
-def _dm_fourier(fpo, spec, fmag, data, ivar, coef, pbound, loglik, sums):
-    # fpo, spec: the complex arrays' real views (B, sy, 2 sx): re, im interleaved
-    nb, sy, sx = fmag.shape
+def _dm_fourier(fpo, spec, data, coef, pbound, loglik, sums):
+    # fpo, spec: the complex arrays' real views (B, sy, 2 sx): re, im interleaved;
+    # sqrt(I) and 1 / (I + 1) are computed from I (fewer arrays to read than to compute)
+    nb, sy, sx = data.shape
     npix = sy * sx
     a, b, c, one, tiny = coef[0], coef[1], coef[2], coef[3], coef[4]
     d = one - c
@@ -125,17 +126,16 @@ def _dm_fourier(fpo, spec, fmag, data, ivar, coef, pbound, loglik, sums):
         err = 0.0
         photons = 0.0
         for i in range(sy):
-            fr, sr, mr = fpo[k, i], spec[k, i], fmag[k, i]
+            fr, sr, dr = fpo[k, i], spec[k, i], data[k, i]
             for j in range(sx):
                 re = fr[2 * j] * c + sr[2 * j] * d
                 im = fr[2 * j + 1] * c + sr[2 * j + 1] * d
-                dev = np.sqrt(re * re + im * im) - mr[j]
+                dev = np.sqrt(re * re + im * im) - np.sqrt(dr[j])
                 err += dev * dev
             if loglik:
-                dr, vr = data[k, i], ivar[k, i]
                 for j in range(sx):
                     model = fr[2 * j] * fr[2 * j] + fr[2 * j + 1] * fr[2 * j + 1] - dr[j]
-                    photons += model * model * vr[j]
+                    photons += model * model / (dr[j] + one)
         err /= npix
         sums[0] += err
         sums[1] += photons / npix
@@ -144,13 +144,14 @@ def _dm_fourier(fpo, spec, fmag, data, ivar, coef, pbound, loglik, sums):
             coef[5] = np.sqrt(pbound / err)  # in the data's precision
             r = coef[5]
             for i in range(sy):
-                fr, sr, mr = fpo[k, i], spec[k, i], fmag[k, i]
+                fr, sr, dr = fpo[k, i], spec[k, i], data[k, i]
                 for j in range(sx):
                     fre, fim, sre, sim = fr[2 * j], fr[2 * j + 1], sr[2 * j], sr[2 * j + 1]
                     re = fre * c + sre * d
                     im = fim * c + sim * d
                     amp = np.sqrt(re * re + im * im)
-                    fm = b * (mr[j] + (amp - mr[j]) * r) / (amp + tiny)
+                    mag = np.sqrt(dr[j])
+                    fm = b * (mag + (amp - mag) * r) / (amp + tiny)
                     dre = re * fm + fre * a - sre * ab
                     dim = im * fm + fim * a - sim * ab
                     sr[2 * j] = sre + dre
@@ -166,23 +167,22 @@ def _dm_fourier(fpo, spec, fmag, data, ivar, coef, pbound, loglik, sums):
         sums[2] += change / npix
 
 
-def dm_fourier(fpo, spec, fmag, data, ivar, abc, pbound):
+def dm_fourier(fpo, spec, data, abc, pbound, photons=True):
     """DM's Fourier update of one block, ``spec`` (B, sy, sx) updated in place.
 
-    ``fpo`` = fw(P·O), ``spec`` = Ψ, ``fmag`` = sqrt(I), ``data`` = I and ``ivar`` =
-    1 / (I + 1) (or None: no 'photons' error), all (B, sy, sx); ``abc`` ptypy's
+    ``fpo`` = fw(P·O), ``spec`` = Ψ and ``data`` = I, all (B, sy, sx), no mask (the
+    modulus is ``sqrt(I)``, the 'photons' weights ``1 / (I + 1)``); ``abc`` ptypy's
     coefficients, ``pbound`` the power bound. Returns the (3,) float64 sums over the
-    block's views of the 'fourier', 'photons' and 'exit' errors (``engines/dm.py``).
-    A view within the power bound takes ``Δψ = (a + b c)(fpo - spec)``, as ptypy.
+    block's views of the 'fourier', 'photons' (0 unless ``photons``) and 'exit' errors
+    (``engines/dm.py``). A view within the power bound takes ``Δψ = (a + b c)(fpo -
+    spec)``, as ptypy.
     """
-    coef = np.array([*abc, 1.0, 1e-10, 0.0], dtype=fmag.dtype)  # a, b, c, 1, tiny, r
+    real = data.dtype
+    coef = np.array([*abc, 1.0, 1e-10, 0.0], dtype=real)  # a, b, c, 1, tiny, r
     sums = np.zeros(3)
-    loglik = ivar is not None
-    if not loglik:
-        data = ivar = fmag
-    nb, sy, sx = fmag.shape
-    freal, sreal = (x.view(fmag.dtype).reshape(nb, sy, 2 * sx) for x in (fpo, spec))
-    _dm_fourier(freal, sreal, fmag, data, ivar, coef, float(pbound), loglik, sums)
+    nb, sy, sx = data.shape
+    freal, sreal = (x.view(real).reshape(nb, sy, 2 * sx) for x in (fpo, spec))
+    _dm_fourier(freal, sreal, data, coef, float(pbound), bool(photons), sums)
     return sums
 
 
@@ -232,34 +232,40 @@ def _offsets(offsets):
 
 
 @_jit
-def _ml_gaussian(far, data, w, fmag, xi, sums):
-    nb, sy, sx = fmag.shape
-    two = fmag.dtype.type(2)
+def _ml_gaussian(far, data, coef, xi, sums):
+    # coef: R, 1/R, 2 in the data's precision; weights R / (1/R + I), modulus sqrt(I)
+    nb, sy, sx = data.shape
+    rr, rinv, two = coef[0], coef[1], coef[2]
     for k in range(nb):
         loglik = 0.0
         fourier = 0.0
         for i in range(sy):
-            frow, xrow, drow, wrow, mrow = far[k, i], xi[k, i], data[k, i], w[k, i], fmag[k, i]
+            frow, xrow, drow = far[k, i], xi[k, i], data[k, i]
             for j in range(sx):
                 f = frow[j]
+                w = rr / (rinv + drow[j])
                 q = f.real * f.real + f.imag * f.imag
                 diff = q - drow[j]
-                loglik += wrow[j] * diff * diff
-                dev = np.sqrt(q) - mrow[j]
+                loglik += w * diff * diff
+                dev = np.sqrt(q) - np.sqrt(drow[j])
                 fourier += dev * dev
-                g = two * wrow[j] * diff
+                g = two * w * diff
                 xrow[j] = complex(f.real * g, f.imag * g)
         sums[0] += loglik
         sums[1] += fourier / (sy * sx)
 
 
-def ml_gaussian(far, data, w, fmag, xi):
+def _ml_coef(data, R):
+    return np.array([R, 1.0 / R, 2.0], dtype=data.dtype)
+
+
+def ml_gaussian(far, data, R, xi):
     """The Gaussian model's gradient field of a block: ``xi = far · dL/dq`` with
-    ``dL/dq = 2 w (|far|² - I)`` (``xi`` (B, sy, sx) written), and the (2,) float64 sums
-    over its views of ``L = Σ w (|far|² - I)²`` and of the 'fourier' error
-    ``mean (|far| - sqrt(I))²`` (``engines/ml.py``)."""
+    ``dL/dq = 2 w (|far|² - I)``, ``w = R / (1/R + I)`` (no mask; ``xi`` (B, sy, sx)
+    written), and the (2,) float64 sums over its views of ``L = Σ w (|far|² - I)²`` and
+    of the 'fourier' error ``mean (|far| - sqrt(I))²`` (``engines/ml.py``)."""
     sums = np.zeros(2)
-    _ml_gaussian(far, data, w, fmag, xi, sums)
+    _ml_gaussian(far, data, _ml_coef(data, R), xi, sums)
     return sums
 
 
@@ -290,25 +296,28 @@ def ml_taylor(obj, hobj, probe, hprobe, offsets, xi, first):
 
 
 @_jit
-def _ml_curvature(far, first, data, w, sums):
+def _ml_curvature(far, first, data, coef, sums):
     nb, sy, sx = data.shape
+    rr, rinv = coef[0], coef[1]
     for k in range(nb):
         total = 0.0
         for i in range(sy):
-            frow, arow, drow, wrow = far[k, i], first[k, i], data[k, i], w[k, i]
+            frow, arow, drow = far[k, i], first[k, i], data[k, i]
             for j in range(sx):
                 f, a = frow[j], arow[j]
-                dldq = 2.0 * wrow[j] * (f.real * f.real + f.imag * f.imag - drow[j])
+                w = rr / (rinv + drow[j])
+                dldq = 2.0 * w * (f.real * f.real + f.imag * f.imag - drow[j])
                 m1 = 2.0 * (f.real * a.real + f.imag * a.imag)
-                total += dldq * (a.real * a.real + a.imag * a.imag) + wrow[j] * m1 * m1
+                total += dldq * (a.real * a.real + a.imag * a.imag) + w * m1 * m1
         sums[0] += total
 
 
-def ml_curvature(far, first, data, w):
+def ml_curvature(far, first, data, R):
     """``Σ dL/dq |A|² + w (2 Re(far · conj A))²`` over a block (``A = fw(first)``, all
-    (B, sy, sx)): the first-order term's share of the Gaussian curvature along the line."""
+    (B, sy, sx); no mask): the first-order term's share of the Gaussian curvature along
+    the line."""
     sums = np.zeros(1)
-    _ml_curvature(far, first, data, w, sums)
+    _ml_curvature(far, first, data, _ml_coef(data, R), sums)
     return sums[0]
 
 

@@ -113,9 +113,6 @@ class DM(Engine):
         vs, sl = blk.vs, blk.sl
         full = vs.full_mask
         data, mask = blk["data"], blk["mask"]
-        fmag = vs.derived("fmag", sl, blk, lambda d, m: xp.sqrt(d))
-        if self.params.compute_log_likelihood:
-            ivar = vs.derived("ivar", sl, blk, lambda d, m: _inverse_variance(bk, d, m))
         if vs.streamed:
             spec = op.propagate(blk["exit"], overwrite=True)
         else:
@@ -123,9 +120,12 @@ class DM(Engine):
         if self._fused_cpu(vs):
             fpo = op.propagate(self._exit_waves_cpu(blk), overwrite=True)  # fw(P·O)
             if full:
-                return self._fourier_cpu(blk, fpo, spec, fmag)
+                return self._fourier_cpu(blk, fpo, spec)
         else:
             fpo = op.forward(st.object, st.probe, st.offsets(vs, sl))  # fw(P·O)
+        fmag = vs.derived("fmag", sl, blk, lambda d, m: xp.sqrt(d))
+        if self.params.compute_log_likelihood:
+            ivar = vs.derived("ivar", sl, blk, lambda d, m: _inverse_variance(bk, d, m))
         out = xp.zeros(3, dtype=np.float64)
         if self.params.compute_log_likelihood:
             model = ops.mode_sum(ops.abs2(xp, fpo))
@@ -185,24 +185,19 @@ class DM(Engine):
         cpu_kernels.exit_waves(st.object[0], st.probe[0], off, out[:, 0, 0])
         return out
 
-    def _fourier_cpu(self, blk, fpo, spec, fmag):
+    def _fourier_cpu(self, blk, fpo, spec):
         """:meth:`_fourier_block`'s update with the numba kernel (one mode, no mask): one
         pass over the views, frame by frame (``engines/cpu_kernels.py``)."""
-        st, bk = self._state, self.backend
-        ivar = None
-        if self.params.compute_log_likelihood:
-            ivar = blk.vs.derived("ivar", blk.sl, blk, lambda d, m: _inverse_variance(bk, d, m))
-        frames = fmag.shape
+        frames = blk["data"].shape
         sums = cpu_kernels.dm_fourier(
             fpo.reshape(frames),
             spec.reshape(frames),
-            fmag,
             blk["data"],
-            ivar,
             self._abc,
             self._pbound,
+            self.params.compute_log_likelihood,
         )
-        blk["exit"] = st.operator.backpropagate(spec)
+        blk["exit"] = self._state.operator.backpropagate(spec)
         return sums
 
     def _fourier_fused(self, blk, fpo, spec, fmag, out):

@@ -14,7 +14,6 @@ code in ``engines/ml.py`` is the reference and serves every other case;
 from __future__ import annotations
 
 from . import cpu_kernels
-from .likelihood import gaussian_weights
 
 __all__ = ["MLCpuKernels"]
 
@@ -47,10 +46,7 @@ class MLCpuKernels:
         cpu_kernels.exit_waves(st.object[0], st.probe[0], st.offsets(vs, sl), far[:, 0, 0])
         far = op.propagate(far, overwrite=True)
         R = self.params.intensity_renormalization
-        data = blk["data"]
-        w = vs.derived("w", sl, blk, lambda d, m: gaussian_weights(bk, d, m, R))
-        fmag = vs.derived("fmag", sl, blk, lambda d, m: xp.sqrt(d))
-        sums = cpu_kernels.ml_gaussian(far[:, 0, 0], data, w, fmag, xi[:, 0, 0])
+        sums = cpu_kernels.ml_gaussian(far[:, 0, 0], blk["data"], R, xi[:, 0, 0])
         return far, op.backpropagate(xi, overwrite=True), sums
 
     def _gradient_cpu(self, blk, g_o, g_p):
@@ -89,5 +85,4 @@ class MLCpuKernels:
         cross = cpu_kernels.ml_taylor(*args)
         first = st.operator.propagate(first, overwrite=True)
         R = self.params.intensity_renormalization
-        w = vs.derived("w", sl, blk, lambda d, m: gaussian_weights(bk, d, m, R))
-        return cross + cpu_kernels.ml_curvature(far[:, 0, 0], first[:, 0, 0], blk["data"], w)
+        return cross + cpu_kernels.ml_curvature(far[:, 0, 0], first[:, 0, 0], blk["data"], R)
