@@ -108,7 +108,7 @@ def _exit_waves(obj, probe, off, out):
 def exit_waves(obj, probe, offsets, out):
     """``out[b] = P · O[view b]``: ``obj`` (oy, ox), ``probe`` (sy, sx), ``offsets``
     (B, 2) integer top-left pixels, ``out`` (B, sy, sx) contiguous; returns ``out``."""
-    _exit_waves(obj, probe, _offsets(offsets), out)
+    _exit_waves(obj, probe, _offsets(offsets, probe.shape, obj.shape), out)
     return out
 
 
@@ -212,7 +212,7 @@ def object_sums(waves, probe, offsets, num, den=None):
     not wanted) at every view: ``waves`` (B, sy, sx), ``probe`` (sy, sx), ``offsets`` (B, 2)."""
     norm = den is not None
     den = den if norm else num.real
-    _overlap_sums(waves, probe, _offsets(offsets), num, den, True, norm)
+    _overlap_sums(waves, probe, _offsets(offsets, probe.shape, num.shape), num, den, True, norm)
 
 
 def probe_sums(waves, obj, offsets, num, den=None):
@@ -221,11 +221,24 @@ def probe_sums(waves, obj, offsets, num, den=None):
     (oy, ox)."""
     norm = den is not None
     den = den if norm else num.real
-    _overlap_sums(waves, obj, _offsets(offsets), num, den, False, norm)
+    _overlap_sums(waves, obj, _offsets(offsets, num.shape, obj.shape), num, den, False, norm)
 
 
-def _offsets(offsets):
-    return np.ascontiguousarray(offsets, dtype=np.int64)
+def _offsets(offsets, frame, plane):
+    """``offsets`` as contiguous int64, checked to put every (sy, sx) view inside the
+    (oy, ox) plane: the kernels do not check their indices (a view outside would read
+    and write outside the arrays)."""
+    off = np.ascontiguousarray(offsets, dtype=np.int64).reshape(-1, 2)
+    if len(off):
+        low = off.min(axis=0)
+        high = off.max(axis=0) + np.asarray(frame[-2:])
+        if (low < 0).any() or (high > np.asarray(plane[-2:])).any():
+            raise ValueError(
+                f"cpu_kernels: views of {tuple(frame[-2:])} at offsets {low.tolist()}.."
+                f"{(high - np.asarray(frame[-2:])).tolist()} reach outside the "
+                f"{tuple(plane[-2:])} object"
+            )
+    return off
 
 
 # --- ML (Gaussian noise model, no mask, no floating intensities) ----------------------
@@ -291,7 +304,8 @@ def ml_taylor(obj, hobj, probe, hprobe, offsets, xi, first):
     ``first = hO_b · P + O_b · hP`` (B, sy, sx, written) and ``2 Re<xi, hO_b · hP>`` summed
     over the views (the second-order term's share of the curvature, ``engines/ml.py``)."""
     sums = np.zeros(1)
-    _ml_taylor(obj, hobj, probe, hprobe, _offsets(offsets), xi, first, sums)
+    off = _offsets(offsets, probe.shape, obj.shape)
+    _ml_taylor(obj, hobj, probe, hprobe, off, xi, first, sums)
     return sums[0]
 
 

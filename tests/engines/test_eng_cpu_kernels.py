@@ -236,3 +236,15 @@ def test_del2_kernels_equal_the_array_code(monkeypatch, dtype, shape):
     np.testing.assert_allclose(got_grad, grad, rtol=tol, atol=tol)
     np.testing.assert_allclose(got_value, value, rtol=tol)
     np.testing.assert_allclose(ops.del2_coeffs(np, obj, h, 0.3), coeffs, rtol=tol, atol=tol)
+
+
+def test_views_outside_the_object_are_refused_not_written():
+    """The kernels do not check indices; their wrappers refuse offsets that would put
+    a view outside the object (instead of reading and writing past the arrays)."""
+    _, _, _, off, obj, probe = _case(np.complex128)
+    out = np.empty((1, *probe.shape[1:]), np.complex128)
+    for bad in ([[-1, 0]], [[0, obj.shape[2] - probe.shape[2] + 1]]):
+        with pytest.raises(ValueError, match="outside"):
+            cpu_kernels.exit_waves(obj[0], probe[0], np.array(bad), out)
+        with pytest.raises(ValueError, match="outside"):
+            cpu_kernels.object_sums(out, probe[0], np.array(bad), np.zeros_like(obj[0]))
