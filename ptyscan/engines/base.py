@@ -106,6 +106,16 @@ class Engine(abc.ABC):
             and type(st.operator) is Operator
         )
 
+    def _exit_waves_cpu(self, blk, out=None):
+        """(B, 1, 1, sy, sx) exit waves ``P · view(O)`` of a block with the numba kernel
+        (where :meth:`_fused_cpu`), into ``out`` if given."""
+        st = self._state
+        if out is None:
+            out = self.backend.xp.empty((len(blk), 1, 1, *st.frame), dtype=st.probe.dtype)
+        off = st.offsets(blk.vs, blk.sl)
+        cpu_kernels.exit_waves(st.object[0], st.probe[0], off, out[:, 0, 0])
+        return out
+
     def _follow_slices(self, state):
         """Continue from ``state``'s slices; ML may split a one-slice state into the
         ``object_slices`` it is given (or take another ``slice_thickness``)."""

@@ -210,18 +210,23 @@ def _overlap_sums(waves, lit, off, num, den, into_object, norm):
 def object_sums(waves, probe, offsets, num, den=None):
     """Add ``conj(P) · ψ_b`` into ``num`` (oy, ox) and ``|P|²`` into ``den`` (oy, ox; None:
     not wanted) at every view: ``waves`` (B, sy, sx), ``probe`` (sy, sx), ``offsets`` (B, 2)."""
-    norm = den is not None
-    den = den if norm else num.real
-    _overlap_sums(waves, probe, _offsets(offsets, probe.shape, num.shape), num, den, True, norm)
+    _sums(waves, probe, offsets, num, den, True)
 
 
 def probe_sums(waves, obj, offsets, num, den=None):
     """Add ``conj(O[view b]) · ψ_b`` into ``num`` (sy, sx) and ``|O[view b]|²`` into
     ``den`` (sy, sx; None: not wanted) over the views: ``waves`` (B, sy, sx), ``obj``
     (oy, ox)."""
+    _sums(waves, obj, offsets, num, den, False)
+
+
+def _sums(waves, lit, offsets, num, den, into_object):
+    """:func:`_overlap_sums` with checked offsets; ``den`` None: no denominator (the
+    kernel gets ``num``'s real view in its place and leaves it alone)."""
+    frame, plane = (lit.shape, num.shape) if into_object else (num.shape, lit.shape)
     norm = den is not None
     den = den if norm else num.real
-    _overlap_sums(waves, obj, _offsets(offsets, num.shape, obj.shape), num, den, False, norm)
+    _overlap_sums(waves, lit, _offsets(offsets, frame, plane), num, den, into_object, norm)
 
 
 def _offsets(offsets, frame, plane):

@@ -177,14 +177,6 @@ class DM(Engine):
         blk["exit"] = op.backpropagate(spec)
         return out
 
-    def _exit_waves_cpu(self, blk):
-        """(B, 1, 1, sy, sx) exit waves ``P · view(O)`` of a block (numba kernel)."""
-        st = self._state
-        out = self.backend.xp.empty((len(blk), 1, 1, *st.frame), dtype=st.probe.dtype)
-        off = st.offsets(blk.vs, blk.sl)
-        cpu_kernels.exit_waves(st.object[0], st.probe[0], off, out[:, 0, 0])
-        return out
-
     def _fourier_cpu(self, blk, fpo, spec):
         """:meth:`_fourier_block`'s update with the numba kernel (one mode, no mask): one
         pass over the views, frame by frame (``engines/cpu_kernels.py``)."""

@@ -37,14 +37,13 @@ class MLCpuKernels:
         the block's arrays of the last iteration, overwritten (fresh memory for each
         would be faulted in and zeroed again every iteration)."""
         st, bk = self._state, self.backend
-        xp, op, vs, sl = bk.xp, st.operator, blk.vs, blk.sl
+        xp, op = bk.xp, st.operator
         shape = (len(blk), 1, 1, *st.frame)
         if reuse is not None and reuse["far"].shape == shape and "dldq" not in reuse:
             far, xi = reuse["far"], reuse["xi"]  # ('first' stays with them)
         else:
             far, xi = (xp.empty(shape, dtype=bk.complex_dtype) for _ in range(2))
-        cpu_kernels.exit_waves(st.object[0], st.probe[0], st.offsets(vs, sl), far[:, 0, 0])
-        far = op.propagate(far, overwrite=True)
+        far = op.propagate(self._exit_waves_cpu(blk, far), overwrite=True)
         R = self.params.intensity_renormalization
         sums = cpu_kernels.ml_gaussian(far[:, 0, 0], blk["data"], R, xi[:, 0, 0])
         return far, op.backpropagate(xi, overwrite=True), sums
@@ -59,10 +58,8 @@ class MLCpuKernels:
         off = st.offsets(vs, blk.sl)
         cpu_kernels.object_sums(xi[:, 0, 0], st.probe[0], off, g_o[0])
         cpu_kernels.probe_sums(xi[:, 0, 0], st.object[0], off, g_p[0])
-        if cache is not None:
-            kept = cache.get(blk.sl.start) or {}
-            if kept.get("far") is not far:
-                kept = {}
+        if cache is not None:  # 'first' stays with the buffers it was made beside
+            kept = reuse if reuse is not None and reuse.get("far") is far else {}
             kept.update(far=far, xi=xi)
             cache[blk.sl.start] = kept
         return sums

@@ -241,7 +241,7 @@ def test_del2_kernels_equal_the_array_code(monkeypatch, dtype, shape):
 def test_views_outside_the_object_are_refused_not_written():
     """The kernels do not check indices; their wrappers refuse offsets that would put
     a view outside the object (instead of reading and writing past the arrays)."""
-    _, _, _, off, obj, probe = _case(np.complex128)
+    *_, obj, probe = _case(np.complex128)
     out = np.empty((1, *probe.shape[1:]), np.complex128)
     for bad in ([[-1, 0]], [[0, obj.shape[2] - probe.shape[2] + 1]]):
         with pytest.raises(ValueError, match="outside"):
