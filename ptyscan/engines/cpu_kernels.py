@@ -13,11 +13,9 @@ without the GIL (``nogil``), and read each view pixel once:
 * :func:`dm_fourier`: DM's (RAAR's) Fourier update of a block's far-field exit waves
   in place, with the three errors, frame by frame while the frame is in cache;
 * :func:`object_sums` and :func:`probe_sums`: the overlap update's numerators and
-  denominators of a block (the scatter-add and the probe's reduction), also ML's
-  gradient sums;
-* :func:`ml_gaussian`, :func:`ml_taylor`, :func:`ml_curvature`: ML's Gaussian
-  gradient field with its errors, and the line search's curvature terms
-  (:mod:`.ml_cpu`);
+  denominators of a block (the scatter-add and the probe's reduction);
+* ML's kernels are in :mod:`.ml_kernels` (with :func:`jit` and :func:`checked_offsets`
+  from here);
 * :func:`del2_grad`, :func:`del2_coeffs`: ML's squared-gradient regulariser in one pass
   over the object (``ops.del2_grad`` and ``ops.del2_coeffs`` call them).
 
@@ -39,14 +37,13 @@ import os
 import numpy as np
 
 __all__ = [
+    "checked_offsets",
     "del2_coeffs",
     "del2_grad",
     "dm_fourier",
     "enabled",
     "exit_waves",
-    "ml_curvature",
-    "ml_gaussian",
-    "ml_taylor",
+    "jit",
     "object_sums",
     "probe_sums",
 ]
@@ -72,7 +69,7 @@ _FASTMATH = {"reassoc", "contract"}
 (which kept the loops from being vectorised: 6x slower)."""
 
 
-def _jit(fn):
+def jit(fn):
     """``fn`` compiled with numba (no GIL, cached on disk) at its first call."""
     compiled = None
 
@@ -89,7 +86,7 @@ def _jit(fn):
     return call
 
 
-@_jit
+@jit
 def _exit_waves(obj, probe, off, out):
     sy, sx = probe.shape
     for b in range(off.shape[0]):
@@ -108,11 +105,11 @@ def _exit_waves(obj, probe, off, out):
 def exit_waves(obj, probe, offsets, out):
     """``out[b] = P · O[view b]``: ``obj`` (oy, ox), ``probe`` (sy, sx), ``offsets``
     (B, 2) integer top-left pixels, ``out`` (B, sy, sx) contiguous; returns ``out``."""
-    _exit_waves(obj, probe, _offsets(offsets, probe.shape, obj.shape), out)
+    _exit_waves(obj, probe, checked_offsets(offsets, probe.shape, obj.shape), out)
     return out
 
 
-@_jit
+@jit
 def _dm_fourier(fpo, spec, data, coef, pbound, loglik, sums):
     # fpo, spec: the complex arrays' real views (B, sy, 2 sx): re, im interleaved;
     # sqrt(I) and 1 / (I + 1) are computed from I (fewer arrays to read than to compute)
@@ -186,7 +183,7 @@ def dm_fourier(fpo, spec, data, abc, pbound, photons=True):
     return sums
 
 
-@_jit
+@jit
 def _overlap_sums(waves, lit, off, num, den, into_object, norm):
     # into_object: lit = the probe, num/den object-sized; else lit = the object, probe-sized
     sy, sx = waves.shape[1:]
@@ -226,10 +223,10 @@ def _sums(waves, lit, offsets, num, den, into_object):
     frame, plane = (lit.shape, num.shape) if into_object else (num.shape, lit.shape)
     norm = den is not None
     den = den if norm else num.real
-    _overlap_sums(waves, lit, _offsets(offsets, frame, plane), num, den, into_object, norm)
+    _overlap_sums(waves, lit, checked_offsets(offsets, frame, plane), num, den, into_object, norm)
 
 
-def _offsets(offsets, frame, plane):
+def checked_offsets(offsets, frame, plane):
     """``offsets`` as contiguous int64, checked to put every (sy, sx) view inside the
     (oy, ox) plane: the kernels do not check their indices (a view outside would read
     and write outside the arrays)."""
@@ -246,107 +243,13 @@ def _offsets(offsets, frame, plane):
     return off
 
 
-# --- ML (Gaussian noise model, no mask, no floating intensities) ----------------------
-
-
-@_jit
-def _ml_gaussian(far, data, coef, xi, sums):
-    # coef: R, 1/R, 2 in the data's precision; weights R / (1/R + I), modulus sqrt(I)
-    nb, sy, sx = data.shape
-    rr, rinv, two = coef[0], coef[1], coef[2]
-    for k in range(nb):
-        loglik = 0.0
-        fourier = 0.0
-        for i in range(sy):
-            frow, xrow, drow = far[k, i], xi[k, i], data[k, i]
-            for j in range(sx):
-                f = frow[j]
-                w = rr / (rinv + drow[j])
-                q = f.real * f.real + f.imag * f.imag
-                diff = q - drow[j]
-                loglik += w * diff * diff
-                dev = np.sqrt(q) - np.sqrt(drow[j])
-                fourier += dev * dev
-                g = two * w * diff
-                xrow[j] = complex(f.real * g, f.imag * g)
-        sums[0] += loglik
-        sums[1] += fourier / (sy * sx)
-
-
-def _ml_coef(data, R):
-    return np.array([R, 1.0 / R, 2.0], dtype=data.dtype)
-
-
-def ml_gaussian(far, data, R, xi):
-    """The Gaussian model's gradient field of a block: ``xi = far · dL/dq`` with
-    ``dL/dq = 2 w (|far|² - I)``, ``w = R / (1/R + I)`` (no mask; ``xi`` (B, sy, sx)
-    written), and the (2,) float64 sums over its views of ``L = Σ w (|far|² - I)²`` and
-    of the 'fourier' error ``mean (|far| - sqrt(I))²`` (``engines/ml.py``)."""
-    sums = np.zeros(2)
-    _ml_gaussian(far, data, _ml_coef(data, R), xi, sums)
-    return sums
-
-
-@_jit
-def _ml_taylor(obj, hobj, probe, hprobe, off, xi, first, sums):
-    sy, sx = probe.shape
-    for bv in range(off.shape[0]):
-        y, x = off[bv, 0], off[bv, 1]
-        cross = 0.0
-        for i in range(sy):
-            orow, hrow = obj[y + i, x : x + sx], hobj[y + i, x : x + sx]
-            prow, qrow, xrow, arow = probe[i], hprobe[i], xi[bv, i], first[bv, i]
-            for j in range(sx):
-                o, h, p, q = orow[j], hrow[j], prow[j], qrow[j]
-                arow[j] = h * p + o * q
-                second = h * q
-                cross += xrow[j].real * second.real + xrow[j].imag * second.imag
-        sums[0] += 2.0 * cross
-
-
-def ml_taylor(obj, hobj, probe, hprobe, offsets, xi, first):
-    """Along the line ``O + t hO``, ``P + t hP``: the exit waves' first-order term
-    ``first = hO_b · P + O_b · hP`` (B, sy, sx, written) and ``2 Re<xi, hO_b · hP>`` summed
-    over the views (the second-order term's share of the curvature, ``engines/ml.py``)."""
-    sums = np.zeros(1)
-    off = _offsets(offsets, probe.shape, obj.shape)
-    _ml_taylor(obj, hobj, probe, hprobe, off, xi, first, sums)
-    return sums[0]
-
-
-@_jit
-def _ml_curvature(far, first, data, coef, sums):
-    nb, sy, sx = data.shape
-    rr, rinv = coef[0], coef[1]
-    for k in range(nb):
-        total = 0.0
-        for i in range(sy):
-            frow, arow, drow = far[k, i], first[k, i], data[k, i]
-            for j in range(sx):
-                f, a = frow[j], arow[j]
-                w = rr / (rinv + drow[j])
-                dldq = 2.0 * w * (f.real * f.real + f.imag * f.imag - drow[j])
-                m1 = 2.0 * (f.real * a.real + f.imag * a.imag)
-                total += dldq * (a.real * a.real + a.imag * a.imag) + w * m1 * m1
-        sums[0] += total
-
-
-def ml_curvature(far, first, data, R):
-    """``Σ dL/dq |A|² + w (2 Re(far · conj A))²`` over a block (``A = fw(first)``, all
-    (B, sy, sx); no mask): the first-order term's share of the Gaussian curvature along
-    the line."""
-    sums = np.zeros(1)
-    _ml_curvature(far, first, data, _ml_coef(data, R), sums)
-    return sums[0]
-
-
 # --- ML's squared-gradient regulariser (ops.del2_grad, ops.del2_coeffs) -----------------
 
 
-@_jit
-def _del2(obj, h, grad, with_grad, sums):
+@jit
+def _del2(obj, h, grad, c, with_grad, sums):
     # sums: Σ|∂O|², Σ Re(∂O conj ∂h), Σ|∂h|² over the forward differences in y and x;
-    # grad (with_grad): Σ of the backward minus the forward differences at each pixel
+    # grad (with_grad): += c × Σ of the backward minus the forward differences at a pixel
     nm, ny, nx = obj.shape
     s0 = s1 = s2 = 0.0
     for m in range(nm):
@@ -368,34 +271,34 @@ def _del2(obj, h, grad, with_grad, sums):
                     s2 += e.real * e.real + e.imag * e.imag
             if not with_grad:
                 continue
+            # the gradient, times c = 2 × amplitude, added into grad
             grow = grad[m, i]
             if nx > 1:
-                grow[0] = orow[0] - orow[1]
-                grow[nx - 1] = orow[nx - 1] - orow[nx - 2]
-            else:
-                grow[0] = 0
+                grow[0] += c * (orow[0] - orow[1])
+                grow[nx - 1] += c * (orow[nx - 1] - orow[nx - 2])
             for j in range(1, nx - 1):
-                grow[j] = orow[j] + orow[j] - orow[j - 1] - orow[j + 1]
+                grow[j] += c * (orow[j] + orow[j] - orow[j - 1] - orow[j + 1])
             if i + 1 < ny:
                 onext = obj[m, i + 1]
                 for j in range(nx):
-                    grow[j] += orow[j] - onext[j]
+                    grow[j] += c * (orow[j] - onext[j])
             if i > 0:
                 oprev = obj[m, i - 1]
                 for j in range(nx):
-                    grow[j] += orow[j] - oprev[j]
+                    grow[j] += c * (orow[j] - oprev[j])
     sums[0] += s0
     sums[1] += s1
     sums[2] += s2
 
 
-def del2_grad(obj, amplitude):
-    """``(dR/d(obj*), R)`` of the squared-gradient regulariser (as ``ops.del2_grad``)."""
-    grad = np.empty_like(obj)
+def del2_grad(obj, amplitude, out=None):
+    """``(dR/d(obj*), R)`` of the squared-gradient regulariser (as ``ops.del2_grad``);
+    with ``out`` (obj's shape, contiguous) the gradient is added into it."""
+    grad = np.zeros_like(obj) if out is None else out
     sums = np.zeros(3)
     flat = obj.reshape(-1, *obj.shape[-2:])  # modes (and slices) as one axis
-    _del2(flat, flat, grad.reshape(flat.shape), True, sums)
-    grad *= obj.real.dtype.type(2.0 * amplitude)
+    c = obj.real.dtype.type(2.0 * amplitude)
+    _del2(flat, flat, grad.reshape(flat.shape), c, True, sums)
     return grad, 2.0 * amplitude * sums[0]
 
 
@@ -403,6 +306,6 @@ def del2_coeffs(obj, h, amplitude):
     """``(c0, c1, c2)`` of ``R(obj + t h)`` (as ``ops.del2_coeffs``)."""
     sums = np.zeros(3)
     flat = obj.reshape(-1, *obj.shape[-2:])
-    _del2(flat, h.reshape(flat.shape), flat, False, sums)
+    _del2(flat, h.reshape(flat.shape), flat, obj.real.dtype.type(0), False, sums)
     a = 2.0 * amplitude
     return np.array([a * sums[0], 2.0 * a * sums[1], a * sums[2]])

@@ -157,8 +157,8 @@ class ML(MLCpuKernels, Engine):
             log.warning("ML: line search gave %r; restarting the conjugate gradient", t)
             self._reset_cg()
             t = 0.0
-        st.object += t * h_o
-        st.probe += t * h_p
+        ops.add_scaled(xp, st.object, t, h_o)
+        ops.add_scaled(xp, st.probe, t, h_p)
         errors["step"] = float(t)
         return errors
 
@@ -204,9 +204,7 @@ class ML(MLCpuKernels, Engine):
         means = self._global_means(sums, st.n_views)
         loglik = means[0] * st.n_views_total  # global sum of the data term
         if self.params.reg_del2:
-            grad, value = ops.del2_grad(xp, st.object, self._reg_amp)
-            g_o += grad
-            loglik += value
+            loglik += ops.del2_grad(xp, st.object, self._reg_amp, out=g_o)[1]
         errors = {
             "fourier": float(means[1]),
             "photons": float(means[0] / st.npix),

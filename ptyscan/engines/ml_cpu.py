@@ -1,10 +1,10 @@
-"""ML's block passes with the numba kernels of :mod:`.cpu_kernels` (a mixin of ML).
+"""ML's block passes with the numba kernels of :mod:`.ml_kernels` (a mixin of ML).
 
 They serve the common ML setting: the Gaussian noise model, no mask, no floating
 intensities, the quadratic line search from cached far fields, one object and one
 probe mode, integer positions, one slice. For each block the gradient pass is
 P·O of the views (one kernel), one FFT, the noise model's gradient field and both
-errors (one kernel), one inverse FFT and the two adjoint sums (one kernel each); the
+errors (one kernel), one inverse FFT and both adjoint sums (one kernel); the
 line search's curvature is the first-order term along the line with the second-order
 term's share (one kernel), one FFT and the first-order share (one kernel). The array
 code in ``engines/ml.py`` is the reference and serves every other case;
@@ -13,7 +13,7 @@ code in ``engines/ml.py`` is the reference and serves every other case;
 
 from __future__ import annotations
 
-from . import cpu_kernels
+from . import ml_kernels
 
 __all__ = ["MLCpuKernels"]
 
@@ -38,14 +38,14 @@ class MLCpuKernels:
         would be faulted in and zeroed again every iteration)."""
         st, bk = self._state, self.backend
         xp, op = bk.xp, st.operator
-        shape = (len(blk), 1, 1, *st.frame)
-        if reuse is not None and reuse["far"].shape == shape and "dldq" not in reuse:
+        if _reusable(reuse, (len(blk), 1, 1, *st.frame)):
             far, xi = reuse["far"], reuse["xi"]  # ('first' stays with them)
         else:
+            shape = (len(blk), 1, 1, *st.frame)
             far, xi = (xp.empty(shape, dtype=bk.complex_dtype) for _ in range(2))
         far = op.propagate(self._exit_waves_cpu(blk, far), overwrite=True)
         R = self.params.intensity_renormalization
-        sums = cpu_kernels.ml_gaussian(far[:, 0, 0], blk["data"], R, xi[:, 0, 0])
+        sums = ml_kernels.ml_gaussian(far[:, 0, 0], blk["data"], R, xi[:, 0, 0])
         return far, op.backpropagate(xi, overwrite=True), sums
 
     def _gradient_cpu(self, blk, g_o, g_p):
@@ -56,10 +56,10 @@ class MLCpuKernels:
         reuse = cache.get(blk.sl.start) if cache is not None else None
         far, xi, sums = self._fields_cpu(blk, reuse)
         off = st.offsets(vs, blk.sl)
-        cpu_kernels.object_sums(xi[:, 0, 0], st.probe[0], off, g_o[0])
-        cpu_kernels.probe_sums(xi[:, 0, 0], st.object[0], off, g_p[0])
+        ml_kernels.ml_adjoint(xi[:, 0, 0], st.object[0], st.probe[0], off, g_o[0], g_p[0])
         if cache is not None:  # 'first' stays with the buffers it was made beside
-            kept = reuse if reuse is not None and reuse.get("far") is far else {}
+            # (by shape: the FFTs return new array objects over the same memory)
+            kept = reuse if _reusable(reuse, far.shape) else {}
             kept.update(far=far, xi=xi)
             cache[blk.sl.start] = kept
         return sums
@@ -79,7 +79,13 @@ class MLCpuKernels:
                 first = cached["first"] = bk.xp.empty_like(far)
         off = st.offsets(vs, sl)
         args = (st.object[0], h_o[0], st.probe[0], h_p[0], off, xi[:, 0, 0], first[:, 0, 0])
-        cross = cpu_kernels.ml_taylor(*args)
+        cross = ml_kernels.ml_taylor(*args)
         first = st.operator.propagate(first, overwrite=True)
         R = self.params.intensity_renormalization
-        return cross + cpu_kernels.ml_curvature(far[:, 0, 0], first[:, 0, 0], blk["data"], R)
+        return cross + ml_kernels.ml_curvature(far[:, 0, 0], first[:, 0, 0], blk["data"], R)
+
+
+def _reusable(cached, shape) -> bool:
+    """A block's cached fused-path buffers (far, xi, first) can take this pass's fields:
+    made by the fused path (no ``dldq``) for blocks of this shape."""
+    return cached is not None and "dldq" not in cached and cached["far"].shape == shape

@@ -16,6 +16,7 @@ from ptyscan.engines import cpu_kernels, kernels
 
 __all__ = [
     "abs2",
+    "add_scaled",
     "allreduce",
     "broadcast",
     "clip_amplitude",
@@ -38,6 +39,10 @@ def abs2(xp, x):
     return out
 
 
+_RUN = 1 << 16
+"""Elements per run of the NumPy loops of :func:`vdot_real` and :func:`add_scaled`."""
+
+
 def vdot_real(xp, a, b) -> float:
     """``Re <a, b>`` (sum over all elements) as a Python float.
 
@@ -53,11 +58,11 @@ def vdot_real(xp, a, b) -> float:
         if np.iscomplexobj(fa):
             fa, fb = fa.view(fa.real.dtype), fb.view(fb.real.dtype)
         total = 0.0
-        for i in range(0, fa.size, 1 << 16):
-            part = float(np.einsum("i,i->", fa[i : i + (1 << 16)], fb[i : i + (1 << 16)]))
+        for i in range(0, fa.size, _RUN):
+            part = float(np.einsum("i,i->", fa[i : i + _RUN], fb[i : i + _RUN]))
             if not np.isfinite(part):  # float32 overflow: redo this block in float64
-                block = fa[i : i + (1 << 16)].astype(float)
-                part = float(np.einsum("i,i->", block, fb[i : i + (1 << 16)].astype(float)))
+                block = fa[i : i + _RUN].astype(float)
+                part = float(np.einsum("i,i->", block, fb[i : i + _RUN].astype(float)))
             total += part
         return total
     if xp.iscomplexobj(a) or xp.iscomplexobj(b):
@@ -65,6 +70,18 @@ def vdot_real(xp, a, b) -> float:
     else:
         val = xp.sum(a * b, dtype=np.float64)
     return float(val)
+
+
+def add_scaled(xp, y, a, x):
+    """``y += a * x`` in place (``a`` a scalar); returns ``y``. NumPy: in runs of 64 Ki
+    elements, without an array-sized temporary to allocate and fault in."""
+    if xp is np and y.flags.c_contiguous and x.shape == y.shape:
+        fy, fx = y.reshape(-1), np.ascontiguousarray(x).reshape(-1)
+        for i in range(0, fy.size, _RUN):
+            fy[i : i + _RUN] += a * fx[i : i + _RUN]
+    else:
+        y += a * x
+    return y
 
 
 def mode_sum(x, axis=(1, 2)):
@@ -245,9 +262,10 @@ def gaussian_smooth(backend, arr, sigma, *, truncate=4.0):
     The same kernel (sampled, normalised, cut at ``int(truncate * sigma + 0.5)``), the
     same 'reflect' boundary and, like ndimage, one axis after the other: along each
     axis a 1-D FFT convolution of a reflect-padded copy, so large sigmas cost no more
-    than small ones. The copy is zero-padded further to a :func:`smooth_length` (exact:
-    the kept pixels reach no further than the reflected border), so the FFT lengths
-    are fast ones and, as sigma decays, few distinct ones. Axis by axis transforms
+    than small ones. The copy is reflected further, out to a :func:`smooth_length`
+    (exact: the kept pixels reach no further than the first reflected border), so the
+    FFT lengths are fast ones and, as sigma decays, few distinct ones; it is transformed
+    in place. Axis by axis transforms
     (ny + 2r)·nx + ny·(nx + 2r) points where one 2-D FFT of the padded array would
     transform 2 (ny + 2r)(nx + 2r). Complex input is filtered as is (real and imaginary
     parts alike). ``sigma <= 0`` returns ``arr`` unchanged.
@@ -268,21 +286,26 @@ def gaussian_smooth(backend, arr, sigma, *, truncate=4.0):
 
 def _smooth_axis(backend, arr, sigma, truncate, radius, axis):
     """``arr`` filtered along ``axis`` with the truncated Gaussian (reflect boundary),
-    as a complex array."""
+    as a complex array (a view into the transformed copy)."""
     xp = backend.xp
     n = arr.shape[axis]
+    m = smooth_length(n + 2 * radius)
+    # One copy, reflected out to the FFT length: the pixels kept reach no further than
+    # the reflected border, so what lies past it does not matter (no zeros needed).
     pad = [(0, 0)] * arr.ndim
-    pad[axis] = (radius, radius)
-    padded = xp.pad(arr, pad, mode="symmetric").astype(
+    pad[axis] = (radius, m - n - radius)
+    work = xp.pad(arr, pad, mode="symmetric").astype(
         np.result_type(arr.dtype, np.complex64), copy=False
     )
-    m = smooth_length(n + 2 * radius)
-    shape = [1] * arr.ndim
-    shape[axis] = m
-    kernel = xp.asarray(_gauss_kernel_ft(m, sigma, truncate, radius).astype(padded.dtype))
-    # unitary FFT pair: the kernel's DFT multiplies the spectrum as is
-    spec = backend.fft.fft(padded, n=m, axis=axis, overwrite_x=True)
-    spec *= kernel.reshape(shape)
+    # unitary FFT pair: the kernel's DFT (real: the kernel is even) multiplies as is
+    spec = backend.fft.fft(work, axis=axis, overwrite_x=True)
+    kernel = _gauss_kernel_ft(m, sigma, truncate, radius).real.astype(spec.real.dtype)
+    if axis == arr.ndim - 1:  # on the interleaved real view: each value twice
+        spec.view(kernel.dtype)[...] *= xp.asarray(np.repeat(kernel, 2))
+    else:
+        shape = [1] * arr.ndim
+        shape[axis] = m
+        spec.view(kernel.dtype)[...] *= xp.asarray(kernel.reshape(shape))
     full = backend.fft.ifft(spec, axis=axis, overwrite_x=True)
     keep = [slice(None)] * arr.ndim
     keep[axis] = slice(radius, radius + n)
@@ -305,15 +328,16 @@ def _diffs(xp, x):
     return x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
 
 
-def del2_grad(xp, obj, amplitude):
+def del2_grad(xp, obj, amplitude, out=None):
     """Gradient ``dR/d(obj*)`` and value ``R`` of ptypy's squared-gradient regulariser.
 
     ``R = 2 a (||∂y obj||² + ||∂x obj||²)`` (ptypy counts forward and backward
-    differences, each once), with the forward differences inside the array. NumPy
+    differences, each once), with the forward differences inside the array. With
+    ``out`` (obj's shape) the gradient is added into it and ``(out, R)`` returned. NumPy
     with numba: one pass (:func:`.cpu_kernels.del2_grad`).
     """
-    if xp is np and cpu_kernels.enabled():
-        return cpu_kernels.del2_grad(obj, amplitude)
+    if xp is np and cpu_kernels.enabled() and (out is None or out.flags.c_contiguous):
+        return cpu_kernels.del2_grad(obj, amplitude, out)
     dy, dx = _diffs(xp, obj)
     grad = xp.zeros_like(obj)
     grad[..., 1:, :] += dy
@@ -322,6 +346,9 @@ def del2_grad(xp, obj, amplitude):
     grad[..., :, :-1] -= dx
     grad *= 2.0 * amplitude
     value = 2.0 * amplitude * (vdot_real(xp, dy, dy) + vdot_real(xp, dx, dx))
+    if out is not None:
+        out += grad
+        grad = out
     return grad, value
 
 

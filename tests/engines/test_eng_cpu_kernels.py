@@ -1,4 +1,5 @@
-"""The numba kernels of engines/cpu_kernels.py against the array code they replace."""
+"""The numba kernels of engines/cpu_kernels.py and engines/ml_kernels.py against the array
+code they replace."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from _engine_helpers import model_probe, moonflower
 
 from ptyscan.backend import get_backend
-from ptyscan.engines import DM, ML, RAAR, cpu_kernels, kernels
+from ptyscan.engines import DM, ML, RAAR, cpu_kernels, kernels, ml_kernels
 from ptyscan.engines.operator import Operator
 from ptyscan.propagation import FarField
 
@@ -65,6 +66,22 @@ def test_object_and_probe_sums_equal_the_operator_adjoints(dtype):
         pnum, op.adjoint_probe(waves, views), rtol=_tol(dtype), atol=_tol(dtype)
     )
     np.testing.assert_allclose(pden, op.probe_norm(views), rtol=_tol(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_ml_adjoint_adds_both_operator_adjoints(dtype):
+    """One pass over xi adds the object gradient and the probe gradient, on top of what
+    the sums already hold (the block threads' partial sums)."""
+    rng, _, op, off, obj, probe = _case(dtype)
+    xi = _random(rng, (len(off), 1, 1, *probe.shape[1:]), dtype)
+    g_o, g_p = _random(rng, obj.shape, dtype), _random(rng, probe.shape, dtype)
+    expect_o = op.adjoint_object(xi, probe, off, g_o.copy())
+    expect_p = g_p + op.adjoint_probe(xi, op.views(obj, off))
+    ml_kernels.ml_adjoint(xi[:, 0, 0], obj[0], probe[0], off, g_o[0], g_p[0])
+    np.testing.assert_allclose(g_o, expect_o, rtol=_tol(dtype), atol=_tol(dtype))
+    np.testing.assert_allclose(g_p, expect_p, rtol=_tol(dtype), atol=_tol(dtype))
+    with pytest.raises(ValueError, match="outside"):
+        ml_kernels.ml_adjoint(xi[:, 0, 0], obj[0], probe[0], off + obj.shape[1], g_o[0], g_p[0])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -169,8 +186,8 @@ ML_TEMPLATE = dict(
 )
 def test_ml_with_the_kernels_equals_its_array_code(monkeypatch, kw):
     calls = []
-    gaussian = cpu_kernels.ml_gaussian
-    monkeypatch.setattr(cpu_kernels, "ml_gaussian", lambda *a: calls.append(1) or gaussian(*a))
+    gaussian = ml_kernels.ml_gaussian
+    monkeypatch.setattr(ml_kernels, "ml_gaussian", lambda *a: calls.append(1) or gaussian(*a))
     fast = _run(ML, monkeypatch, True, n=10, **kw)
     assert calls, "the numba path did not run"
     calls.clear()
@@ -185,9 +202,26 @@ def test_ml_with_the_kernels_equals_its_array_code(monkeypatch, kw):
 
 @pytest.mark.parametrize("kw", [{"ML_type": "poisson"}, {"floating_intensities": True}])
 def test_ml_keeps_its_array_code_outside_the_kernels_case(monkeypatch, kw):
-    monkeypatch.setattr(cpu_kernels, "ml_gaussian", lambda *a: pytest.fail("kernel used"))
+    monkeypatch.setattr(ml_kernels, "ml_gaussian", lambda *a: pytest.fail("kernel used"))
     eng = _run(ML, monkeypatch, True, n=3, **kw)
     assert np.isfinite(eng.history[-1]["loglik"])
+
+
+def test_ml_fused_blocks_keep_their_buffers_between_iterations(monkeypatch):
+    """Each block's far field, gradient field and line-search buffer are overwritten, not
+    made anew, every iteration (fresh arrays are page-faulted and zeroed again: that
+    cost ML 10-20 % at 256² frames)."""
+    eng = _run(ML, monkeypatch, True, n=2, **ML_TEMPLATE)
+    blocks = eng.state.viewsets[0].cache["blocks"]
+    before = {
+        k: {n: a.__array_interface__["data"][0] for n, a in v.items()} for k, v in blocks.items()
+    }
+    assert all(set(v) == {"far", "xi", "first"} for v in before.values())
+    eng.iterate(2)
+    after = {
+        k: {n: a.__array_interface__["data"][0] for n, a in v.items()} for k, v in blocks.items()
+    }
+    assert after == before
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -200,7 +234,7 @@ def test_ml_kernels_equal_the_array_formulas(dtype):
     R = 0.7
     w = (R / (1 / R + data)).astype(real)
     xi = np.empty_like(far)
-    sums = cpu_kernels.ml_gaussian(far, data, R, xi)
+    sums = ml_kernels.ml_gaussian(far, data, R, xi)
     q = np.abs(far) ** 2
     tol = _tol(dtype) * 10
     np.testing.assert_allclose(xi, far * 2 * w * (q - data), rtol=tol, atol=tol)
@@ -209,7 +243,7 @@ def test_ml_kernels_equal_the_array_formulas(dtype):
     np.testing.assert_allclose(sums[1], mean_dev, rtol=tol)
     h_o, h_p = _random(rng, obj.shape, dtype), _random(rng, probe.shape, dtype)
     first = np.empty_like(far)
-    cross = cpu_kernels.ml_taylor(obj[0], h_o[0], probe[0], h_p[0], off, xi, first)
+    cross = ml_kernels.ml_taylor(obj[0], h_o[0], probe[0], h_p[0], off, xi, first)
     views, hviews = op.views(obj, off), op.views(h_o, off)
     a, b = op.taylor(views, hviews, probe, h_p)
     np.testing.assert_allclose(first, a[:, 0, 0], rtol=tol, atol=tol)
@@ -217,7 +251,7 @@ def test_ml_kernels_equal_the_array_formulas(dtype):
     dldq = 2 * w * (q - data)
     m1 = 2 * (far * np.conj(first)).real
     expect = np.sum(dldq * np.abs(first) ** 2 + w * m1**2)
-    np.testing.assert_allclose(cpu_kernels.ml_curvature(far, first, data, R), expect, rtol=tol)
+    np.testing.assert_allclose(ml_kernels.ml_curvature(far, first, data, R), expect, rtol=tol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -236,6 +270,13 @@ def test_del2_kernels_equal_the_array_code(monkeypatch, dtype, shape):
     np.testing.assert_allclose(got_grad, grad, rtol=tol, atol=tol)
     np.testing.assert_allclose(got_value, value, rtol=tol)
     np.testing.assert_allclose(ops.del2_coeffs(np, obj, h, 0.3), coeffs, rtol=tol, atol=tol)
+    for numba in ("0", "1"):  # out=: the gradient added into what it holds
+        monkeypatch.setenv("PTYSCAN_NUMBA", numba)
+        out = h.copy()
+        same, added_value = ops.del2_grad(np, obj, 0.3, out=out)
+        assert same is out
+        np.testing.assert_allclose(out, h + grad, rtol=tol, atol=tol)
+        np.testing.assert_allclose(added_value, value, rtol=tol)
 
 
 def test_views_outside_the_object_are_refused_not_written():

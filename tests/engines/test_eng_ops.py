@@ -62,7 +62,8 @@ def test_smooth_length_is_the_next_7_smooth_number():
 @pytest.mark.parametrize("sigma", [0.7, 3.0, 12.0])
 def test_gaussian_smooth_equals_scipy_ndimage(sigma):
     """The padded sizes (36 x 47, 54 x 65, 126 x 137) are made 7-smooth: all but 36 and
-    54 and 126 get extra zeros, which must not change the result."""
+    54 and 126 are reflected further, which must not change the result; at sigma 12 the
+    radius (48) is longer than the array (reflected more than once, as ndimage)."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 30, 41)) + 1j * rng.standard_normal((2, 30, 41))
     out = ops.gaussian_smooth(BK, x, sigma)
@@ -106,3 +107,17 @@ def test_vdot_real_blocks_match_float64():
     assert ops.vdot_real(np, a.real, b.real) == pytest.approx(
         np.dot(a.real.astype(float), b.real.astype(float)), rel=1e-5
     )
+
+
+@pytest.mark.parametrize("shape", [(1, 300, 700), (3, 5)])  # several runs of 64 Ki; one
+def test_add_scaled_adds_in_place(shape):
+    rng = np.random.default_rng(4)
+    x = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    y = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    expect = y + np.float32(-0.37) * x
+    out = ops.add_scaled(np, y, -0.37, x)
+    assert out is y and y.dtype == np.complex64
+    np.testing.assert_allclose(y, expect, rtol=1e-6, atol=1e-6)
+    strided = np.zeros((shape[-1], 4), np.complex64)[:, 1]  # not contiguous: plain path
+    ops.add_scaled(np, strided, 2.0, x.reshape(-1)[: shape[-1]])
+    np.testing.assert_allclose(strided, 2 * x.reshape(-1)[: shape[-1]], rtol=1e-6)
