@@ -19,6 +19,7 @@ to split well), and it parallelises the array passes besides the FFTs as well.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from concurrent.futures import ThreadPoolExecutor, wait
 
 __all__ = ["BlockPool"]
@@ -68,10 +69,34 @@ class BlockPool:
                 total += part
         return results
 
-    def _work(self, group, fn, acc):
+    def split(self, n, fn):
+        """``[fn(start, stop), ...]`` over up to ``threads`` contiguous ranges covering
+        ``range(n)``, in order, side by side (one on the calling thread): whole-array
+        work (the smoothing of a gradient, a regulariser) split into bands of rows or
+        columns. ``fn`` writes only its own range. One range ``(0, n)`` on the calling
+        thread, with the backend's FFT threads, where the pool has one thread (CuPy)."""
+        parts = min(self.threads, n)
+        if parts < 2:
+            return [fn(0, n)]
+        bounds = [round(i * n / parts) for i in range(parts + 1)]
+        ranges = list(itertools.pairwise(bounds))
+        futures = [self._pool().submit(self._range, fn, *r) for r in ranges[1:]]
+        try:
+            first = self._range(fn, *ranges[0])
+        finally:
+            wait(futures)  # every range done before an error propagates
+        return [first] + [f.result() for f in futures]
+
+    def _range(self, fn, start, stop):
+        with self._one_fft_thread():
+            return fn(start, stop)
+
+    def _one_fft_thread(self):
         fft = self.backend.fft
-        limit = fft.limited(1) if hasattr(fft, "limited") else contextlib.nullcontext()
-        with limit:
+        return fft.limited(1) if hasattr(fft, "limited") else contextlib.nullcontext()
+
+    def _work(self, group, fn, acc):
+        with self._one_fft_thread():
             return [fn(blk, acc) for blk in group]
 
     def _pool(self):

@@ -180,7 +180,7 @@ def safeguarded_newton(phi, guess, *, steps=12):
 def argmin(coeffs, kind):
     """The step t minimising the polynomial ``coeffs`` (ascending powers)."""
     c = np.asarray(coeffs, np.float64)
-    quadratic = -0.5 * c[1] / c[2] if c[2] > 0 else np.nan
+    quadratic = float(-0.5 * c[1] / c[2]) if c[2] > 0 else np.nan
     if kind == "quadratic" or len(c) == 3:
         return quadratic
     deriv = np.polynomial.polynomial.polyder(c)

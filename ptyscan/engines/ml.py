@@ -127,7 +127,7 @@ class ML(MLCpuKernels, Engine):
         z_o = g_o
         if self._sigma > 0:
             self._sigma *= 1.0 - p.smooth_gradient_decay
-            z_o = ops.gaussian_smooth(bk, g_o, self._sigma)
+            z_o = ops.gaussian_smooth(bk, g_o, self._sigma, split=self._pool.split)
         scale = self._probe_scale(z_o, g_p)
         zg = ops.vdot_real(xp, z_o, g_o) + scale * ops.vdot_real(xp, g_p, g_p)
         beta = 0.0

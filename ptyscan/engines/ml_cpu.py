@@ -13,6 +13,10 @@ code in ``engines/ml.py`` is the reference and serves every other case;
 
 from __future__ import annotations
 
+import threading
+
+import numpy as np
+
 from . import ml_kernels
 
 __all__ = ["MLCpuKernels"]
@@ -38,10 +42,10 @@ class MLCpuKernels:
         would be faulted in and zeroed again every iteration)."""
         st, bk = self._state, self.backend
         xp, op = bk.xp, st.operator
-        if _reusable(reuse, (len(blk), 1, 1, *st.frame)):
-            far, xi = reuse["far"], reuse["xi"]  # ('first' stays with them)
+        shape = (len(blk), 1, 1, *st.frame)
+        if _reusable(reuse, shape):
+            far, xi = reuse["far"], reuse["xi"]
         else:
-            shape = (len(blk), 1, 1, *st.frame)
             far, xi = (xp.empty(shape, dtype=bk.complex_dtype) for _ in range(2))
         far = op.propagate(self._exit_waves_cpu(blk, far), overwrite=True)
         R = self.params.intensity_renormalization
@@ -57,26 +61,19 @@ class MLCpuKernels:
         far, xi, sums = self._fields_cpu(blk, reuse)
         off = st.offsets(vs, blk.sl)
         ml_kernels.ml_adjoint(xi[:, 0, 0], st.object[0], st.probe[0], off, g_o[0], g_p[0])
-        if cache is not None:  # 'first' stays with the buffers it was made beside
-            # (by shape: the FFTs return new array objects over the same memory)
-            kept = reuse if _reusable(reuse, far.shape) else {}
-            kept.update(far=far, xi=xi)
-            cache[blk.sl.start] = kept
+        if cache is not None:
+            cache[blk.sl.start] = {"far": far, "xi": xi}
         return sums
 
     def _curvature_cpu(self, blk, h_o, h_p):
         """:meth:`~.ml.ML._curvature_block` with the kernels (the t² coefficient of L)."""
-        st, bk = self._state, self.backend
-        vs, sl = blk.vs, blk.sl
+        st, vs, sl = self._state, blk.vs, blk.sl
         if vs.streamed:
             far, xi, _ = self._fields_cpu(blk)
-            first = bk.xp.empty_like(far)
         else:
             cached = vs.cache["blocks"][sl.start]
             far, xi = cached["far"], cached["xi"]
-            first = cached.get("first")
-            if first is None or first.shape != far.shape:
-                first = cached["first"] = bk.xp.empty_like(far)
+        first = _scratch_like(far)
         off = st.offsets(vs, sl)
         args = (st.object[0], h_o[0], st.probe[0], h_p[0], off, xi[:, 0, 0], first[:, 0, 0])
         cross = ml_kernels.ml_taylor(*args)
@@ -86,6 +83,21 @@ class MLCpuKernels:
 
 
 def _reusable(cached, shape) -> bool:
-    """A block's cached fused-path buffers (far, xi, first) can take this pass's fields:
-    made by the fused path (no ``dldq``) for blocks of this shape."""
+    """A block's cached fused-path buffers (far, xi) can take this pass's fields: made by
+    the fused path (no ``dldq``) for blocks of this shape."""
     return cached is not None and "dldq" not in cached and cached["far"].shape == shape
+
+
+_scratch = threading.local()
+
+
+def _scratch_like(arr):
+    """An array of ``arr``'s shape and dtype for this thread's scratch work, reused from
+    block to block (a prefix of the largest one yet): the line search's first-order
+    waves stay in this core's cache, where an array kept per block would go out to
+    memory and back every iteration."""
+    buf = getattr(_scratch, "buf", None)
+    n = arr.shape[0]
+    if buf is None or buf.dtype != arr.dtype or buf.shape[1:] != arr.shape[1:] or len(buf) < n:
+        buf = _scratch.buf = np.empty_like(arr)
+    return buf[:n]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -140,3 +141,35 @@ def test_streamed_view_sets_run_on_one_thread(chunk):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(blockpool.BlockPool, "_pool", lambda self: pytest.fail("pool used"))
         eng.iterate(3)
+
+
+@pytest.mark.parametrize(
+    "threads, n, expect",
+    [(3, 10, [(0, 3), (3, 7), (7, 10)]), (1, 5, [(0, 5)]), (4, 2, [(0, 1), (1, 2)])],
+)
+def test_split_covers_the_range_in_order_on_one_fft_thread_each(threads, n, expect):
+    bk = get_backend("numpy", threads=threads)
+    seen = []
+
+    def fn(lo, hi):
+        seen.append(threading.current_thread().name)
+        return (lo, hi, bk.fft.workers)
+
+    out = BlockPool(bk).split(n, fn)
+    assert [o[:2] for o in out] == expect
+    assert all(o[2] == (1 if len(expect) > 1 else threads) for o in out)
+    assert threading.current_thread().name in seen  # the caller takes the first range
+
+
+def test_split_waits_for_every_range_before_an_error_propagates():
+    done = []
+
+    def fn(lo, hi):
+        if lo == 0:
+            raise ValueError("band 0")
+        time.sleep(0.05)
+        done.append(lo)
+
+    with pytest.raises(ValueError, match="band 0"):
+        BlockPool(get_backend("numpy", threads=2)).split(8, fn)
+    assert done == [4]

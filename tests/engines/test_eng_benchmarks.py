@@ -34,6 +34,15 @@ def test_cpu_case_reports_its_fft_bound_and_verdicts(capsys):
     assert rows[1]["target"]["met"] == (rows[1]["over_dm"] <= 1.6)
 
 
+def test_side_by_side_ratio_takes_turns_and_reports_their_median():
+    bench = _load("bench_engines")
+    pair = bench.run_pair(20, 12, "numpy", shape=32, turn=5)
+    assert (pair["frames"], pair["shape"], pair["iterations"]) == (20, 32, 12)
+    assert len(pair["turn_ratios"]) == 3  # 5 + 5 + 2 iterations of each engine
+    assert all(r > 0 for r in pair["turn_ratios"])
+    assert pair["ml_over_dm"] == np.median(pair["turn_ratios"])
+
+
 def test_error_against_truth_ignores_factor_and_ramp_but_not_a_change():
     rng = np.random.default_rng(1)
     truth = np.exp(1j * rng.normal(0, 0.3, (40, 50))) * (1 + 0.1 * rng.random((40, 50)))

@@ -208,20 +208,23 @@ def test_ml_keeps_its_array_code_outside_the_kernels_case(monkeypatch, kw):
 
 
 def test_ml_fused_blocks_keep_their_buffers_between_iterations(monkeypatch):
-    """Each block's far field, gradient field and line-search buffer are overwritten, not
-    made anew, every iteration (fresh arrays are page-faulted and zeroed again: that
-    cost ML 10-20 % at 256² frames)."""
-    eng = _run(ML, monkeypatch, True, n=2, **ML_TEMPLATE)
+    """Each block's far field and gradient field are overwritten, not made anew, every
+    iteration (fresh arrays are page-faulted and zeroed again: that cost ML 10-20 % at
+    256² frames); the line search's first-order waves go to one scratch array per thread,
+    not to one per block."""
+    eng = _run(ML, monkeypatch, True, n=2, block_size=7, **ML_TEMPLATE)  # 60 views: 9 blocks
     blocks = eng.state.viewsets[0].cache["blocks"]
-    before = {
-        k: {n: a.__array_interface__["data"][0] for n, a in v.items()} for k, v in blocks.items()
-    }
-    assert all(set(v) == {"far", "xi", "first"} for v in before.values())
+
+    def addresses():
+        return {
+            k: {n: a.__array_interface__["data"][0] for n, a in v.items()}
+            for k, v in blocks.items()
+        }
+
+    before = addresses()
+    assert len(before) > 1 and all(set(v) == {"far", "xi"} for v in before.values())
     eng.iterate(2)
-    after = {
-        k: {n: a.__array_interface__["data"][0] for n, a in v.items()} for k, v in blocks.items()
-    }
-    assert after == before
+    assert addresses() == before
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

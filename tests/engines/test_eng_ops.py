@@ -7,6 +7,7 @@ import pytest
 from scipy import ndimage
 
 from ptyscan.engines import get_backend, ops
+from ptyscan.engines.blockpool import BlockPool
 
 BK = get_backend("numpy", precision="double", threads=1)
 
@@ -59,20 +60,22 @@ def test_smooth_length_is_the_next_7_smooth_number():
     assert ops.smooth_length(4913) == 5000 and ops.smooth_length(552) == 560
 
 
+@pytest.mark.parametrize("threads", [1, 3])
 @pytest.mark.parametrize("sigma", [0.7, 3.0, 12.0])
-def test_gaussian_smooth_equals_scipy_ndimage(sigma):
+def test_gaussian_smooth_equals_scipy_ndimage(sigma, threads):
     """The padded sizes (36 x 47, 54 x 65, 126 x 137) are made 7-smooth: all but 36 and
     54 and 126 are reflected further, which must not change the result; at sigma 12 the
     radius (48) is longer than the array (reflected more than once, as ndimage)."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 30, 41)) + 1j * rng.standard_normal((2, 30, 41))
-    out = ops.gaussian_smooth(BK, x, sigma)
+    split = BlockPool(get_backend("numpy", threads=threads)).split  # bands of 10 and 14
+    out = ops.gaussian_smooth(BK, x, sigma, split=split)
     for m in range(2):
         ref = ndimage.gaussian_filter(x[m].real, sigma) + 1j * ndimage.gaussian_filter(
             x[m].imag, sigma
         )
         np.testing.assert_allclose(out[m], ref, atol=1e-12)
-    real = ops.gaussian_smooth(BK, x[0].real.copy(), sigma)
+    real = ops.gaussian_smooth(BK, x[0].real.copy(), sigma, split=split)
     np.testing.assert_allclose(real, ndimage.gaussian_filter(x[0].real, sigma), atol=1e-12)
 
 
