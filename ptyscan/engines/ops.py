@@ -282,17 +282,26 @@ def gaussian_smooth(backend, arr, sigma, *, truncate=4.0, split=None):
     if radius == 0:
         return arr.copy()
     split = split or _whole
-    out = xp.empty(arr.shape, np.result_type(arr.dtype, np.complex64))
-    args = (sigma, truncate, radius)
+    dtype = np.result_type(arr.dtype, np.complex64)
+    (ny, nx), lead = arr.shape[-2:], arr.shape[:-2]
+    my, mx = smooth_length(ny + 2 * radius), smooth_length(nx + 2 * radius)
+    ky, kx = (_gauss_kernel_ft(m, sigma, truncate, radius).real for m in (my, mx))
+    wide = xp.empty((*lead, ny, mx), dtype)  # the y pass's result, padded for the x pass
+    out = xp.empty(arr.shape, dtype)
+    r = radius
 
-    def columns(lo, hi):  # along y: each band of columns on its own
-        out[..., lo:hi] = _smooth_axis(backend, arr[..., lo:hi], *args, arr.ndim - 2)
+    def columns(lo, hi):  # along y, each band of columns on its own
+        work = xp.empty((*lead, my, hi - lo), dtype)
+        work[..., r : r + ny, :] = arr[..., lo:hi]
+        smooth = _filter(backend, _reflect(xp, work, r, ny, -2), ky, -2)
+        wide[..., r + lo : r + hi] = smooth[..., r : r + ny, :]
 
-    def rows(lo, hi):  # along x, in place: a band's copy is made before it is written
-        out[..., lo:hi, :] = _smooth_axis(backend, out[..., lo:hi, :], *args, arr.ndim - 1)
+    def rows(lo, hi):  # along x, each band of rows on its own
+        smooth = _filter(backend, _reflect(xp, wide[..., lo:hi, :], r, nx, -1), kx, -1)
+        out[..., lo:hi, :] = smooth[..., r : r + nx]
 
-    split(arr.shape[-1], columns)
-    split(arr.shape[-2], rows)
+    split(nx, columns)
+    split(ny, rows)
     if not xp.iscomplexobj(arr):
         return xp.ascontiguousarray(out.real.astype(arr.dtype))
     return out
@@ -303,32 +312,41 @@ def _whole(n, fn):
     return [fn(0, n)]
 
 
-def _smooth_axis(backend, arr, sigma, truncate, radius, axis):
-    """``arr`` filtered along ``axis`` with the truncated Gaussian (reflect boundary),
-    as a complex array (a view into the transformed copy)."""
+def _reflect(xp, buf, r, n, axis):
+    """Fill ``buf`` (the data at ``[r, r + n)`` along ``axis``) before and after the data
+    with its reflections, as ``numpy.pad``'s 'symmetric' (ndimage's 'reflect'); returns
+    ``buf``. The pixels kept after filtering reach no further than the first reflection,
+    so what lies past it does not matter."""
+    tail = buf.shape[axis] - n - r
+
+    def cut(a, b):
+        index = [slice(None)] * buf.ndim
+        index[axis] = slice(a, b)
+        return tuple(index)
+
+    if r <= n and tail <= n:
+        buf[cut(0, r)] = xp.flip(buf[cut(r, 2 * r)], axis)
+        buf[cut(r + n, r + n + tail)] = xp.flip(buf[cut(r + n - tail, r + n)], axis)
+    else:  # reflected more than once (a radius longer than the array)
+        pad = [(0, 0)] * buf.ndim
+        pad[axis] = (r, tail)
+        buf[...] = xp.pad(buf[cut(r, r + n)].copy(), pad, mode="symmetric")
+    return buf
+
+
+def _filter(backend, buf, kernel, axis):
+    """``buf`` convolved along ``axis`` with the real, even kernel whose DFT is
+    ``kernel`` (the unitary FFT pair: it multiplies as is); ``buf`` is overwritten, the
+    result (possibly ``buf`` itself) returned."""
     xp = backend.xp
-    n = arr.shape[axis]
-    m = smooth_length(n + 2 * radius)
-    # One copy, reflected out to the FFT length: the pixels kept reach no further than
-    # the reflected border, so what lies past it does not matter (no zeros needed).
-    pad = [(0, 0)] * arr.ndim
-    pad[axis] = (radius, m - n - radius)
-    work = xp.pad(arr, pad, mode="symmetric").astype(
-        np.result_type(arr.dtype, np.complex64), copy=False
-    )
-    # unitary FFT pair: the kernel's DFT (real: the kernel is even) multiplies as is
-    spec = backend.fft.fft(work, axis=axis, overwrite_x=True)
-    kernel = _gauss_kernel_ft(m, sigma, truncate, radius).real.astype(spec.real.dtype)
-    if axis == arr.ndim - 1:  # on the interleaved real view: each value twice
-        spec.view(kernel.dtype)[...] *= xp.asarray(np.repeat(kernel, 2))
+    spec = backend.fft.fft(buf, axis=axis, overwrite_x=True)
+    kernel = kernel.astype(spec.real.dtype)
+    if axis in (-1, spec.ndim - 1):  # on the interleaved real view: each value twice
+        factor = np.repeat(kernel, 2)
     else:
-        shape = [1] * arr.ndim
-        shape[axis] = m
-        spec.view(kernel.dtype)[...] *= xp.asarray(kernel.reshape(shape))
-    full = backend.fft.ifft(spec, axis=axis, overwrite_x=True)
-    keep = [slice(None)] * arr.ndim
-    keep[axis] = slice(radius, radius + n)
-    return full[tuple(keep)]
+        factor = kernel.reshape([-1] + [1] * (spec.ndim - 1 - axis % spec.ndim))
+    spec.view(kernel.dtype)[...] *= xp.asarray(factor)
+    return backend.fft.ifft(spec, axis=axis, overwrite_x=True)
 
 
 def clip_amplitude(xp, obj, lo, hi):
