@@ -9,7 +9,9 @@ sums into shared arrays (``accumulate``) go to a private copy per thread, added 
 shared ones at the end in a fixed order, so a result depends only on the thread count.
 A pass runs on one thread (the calling one, with the backend's own FFT threads) on
 CuPy, with one thread, with a single block, or where a view set streams its rows from
-host memory (the staging buffers serve one block at a time).
+host memory (the staging buffers serve one block at a time). :meth:`BlockPool.split`
+runs whole-array work (ML's smoothing of the object gradient) in bands on the same
+threads.
 
 Measured on 2 cores (DM, 92 frames of 128²): one FFT thread per block and two blocks at
 once is faster than two FFT threads per block (the FFTs of one 1 MB block are too short
@@ -72,9 +74,11 @@ class BlockPool:
     def split(self, n, fn):
         """``[fn(start, stop), ...]`` over up to ``threads`` contiguous ranges covering
         ``range(n)``, in order, side by side (one on the calling thread): whole-array
-        work (the smoothing of a gradient, a regulariser) split into bands of rows or
-        columns. ``fn`` writes only its own range. One range ``(0, n)`` on the calling
-        thread, with the backend's FFT threads, where the pool has one thread (CuPy)."""
+        work (the smoothing of a gradient) split into bands of rows or columns. ``fn``
+        writes only its own range. One range ``(0, n)`` on the calling thread, with the
+        backend's FFT threads, where the pool has one thread (CuPy). Call it from the
+        engine's thread, not from a block of :meth:`run` (the pool's threads would wait
+        on each other)."""
         parts = min(self.threads, n)
         if parts < 2:
             return [fn(0, n)]
