@@ -82,6 +82,33 @@ def test_vs_ptypy_places_each_code_on_the_truth_through_its_own_corners(tmp_path
     assert bench.object_error(*args) > 1e-4
 
 
+def test_vs_ptypy_compares_each_ptypy_engine_with_the_ptyscan_runs_either_side():
+    bench = _load("bench_vs_ptypy")
+
+    def row(code, engine, seconds, error=0.1):
+        return {
+            "code": code,
+            "engine": engine,
+            "frames": 92,
+            "object_error": error,
+            "median_s_per_iteration": seconds,
+        }
+
+    rows = [
+        row("ptyscan", "DM", 1.0, 0.05),
+        row("ptypy", "DM", 10.0),
+        row("ptyscan", "DM", 2.0, 0.05),  # the machine slowed down: both codes alike
+        row("ptypy", "DM_serial", 12.0, 0.2),
+        row("ptyscan", "DM", 2.0, 0.05),
+        row("ptyscan", "ML", 1.0),  # no ptypy ML run: no speed-up
+    ]
+    (dm,) = bench._summary(rows)
+    assert dm["vs"] == {"DM": 10.0 / 1.5, "DM_serial": 6.0}
+    assert dm["fastest"] == "DM_serial" and dm["vs_fastest"] == 6.0
+    assert dm["ptyscan_s_per_iteration"] == 2.0
+    assert dm["error_ratio"] == 0.05 / 0.2
+
+
 def test_settle_waits_for_a_quiet_machine(monkeypatch):
     """Runs back to back must not count each other's load: settle() waits until the
     1-minute load drops below 1.3 (or its time is up) and returns the load then."""
