@@ -12,10 +12,12 @@ Per frame count (MoonFlower 128², Poisson noise, seed 0, written once as a ``.p
 ptyscan and read by both codes through their PtydScan), each case runs in a fresh
 process, ptyscan before and after each ptypy engine (``ptyscan, DM, ptyscan,
 DM_serial, ptyscan``): each ptypy engine is compared with the mean of the two ptyscan
-runs either side of it, so that the machine's drift (up to 45 % over 20 minutes on the
-2-core VM) hits both codes alike. Comparing each ptypy engine with one ptyscan run made
-minutes before let a speed-up move by 18 % between runs where ptyscan's own time moved
-by 1 %. The table's ptyscan row is the median of its runs:
+runs either side of it, so that a drift of the machine's speed during a case (up to
+45 % over 20 minutes on the 2-core VM) hits both codes alike. It cannot make the
+codes' speeds move together where only the second core slows down: ptyscan uses every
+core and ptypy's engines one (benchmarks/RESULTS.md: the 92-frame speed-ups moved by
+20 % between runs for that reason). The summary's ptyscan time is the median of its
+runs:
 
 - **DM**: ptypy's defaults; ptypy's ``DM`` and ``DM_serial`` (its fastest CPU engine);
 - **ML**: ptypy's template setting (Gaussian, reg_del2, scale_precond, smooth_gradient
@@ -330,7 +332,9 @@ def _summary(rows):
         if not ours or not vs:
             continue
         fastest = min(vs, key=vs.get)
-        best = next(rows[i] for i in index if rows[i]["engine"] == fastest)
+        best = next(
+            rows[i] for i in index if rows[i]["code"] == "ptypy" and rows[i]["engine"] == fastest
+        )
         out.append(
             {
                 "engine": engine,
