@@ -25,6 +25,10 @@ __all__ = ["MLCpuKernels"]
 class MLCpuKernels:
     """Mixin for :class:`~.ml.ML`: the numba versions of its gradient and curvature blocks."""
 
+    def __init__(self, *args, **kwargs):
+        self._scratch = threading.local()  # per engine and thread: goes with the engine
+        super().__init__(*args, **kwargs)
+
     def _fused_ml(self, blk) -> bool:
         p = self.params
         return (
@@ -73,7 +77,7 @@ class MLCpuKernels:
         else:
             cached = vs.cache["blocks"][sl.start]
             far, xi = cached["far"], cached["xi"]
-        first = _scratch_like(far)
+        first = _scratch_like(self._scratch, far)
         off = st.offsets(vs, sl)
         args = (st.object[0], h_o[0], st.probe[0], h_p[0], off, xi[:, 0, 0], first[:, 0, 0])
         cross = ml_kernels.ml_taylor(*args)
@@ -88,16 +92,13 @@ def _reusable(cached, shape) -> bool:
     return cached is not None and "dldq" not in cached and cached["far"].shape == shape
 
 
-_scratch = threading.local()
-
-
-def _scratch_like(arr):
-    """An array of ``arr``'s shape and dtype for this thread's scratch work, reused from
-    block to block (a prefix of the largest one yet): the line search's first-order
-    waves stay in this core's cache, where an array kept per block would go out to
-    memory and back every iteration."""
-    buf = getattr(_scratch, "buf", None)
+def _scratch_like(local, arr):
+    """An array of ``arr``'s shape and dtype for this thread's scratch work (kept in
+    ``local``, a ``threading.local``), reused from block to block (a prefix of the
+    largest one yet): the line search's first-order waves stay in this core's cache,
+    where an array kept per block would go out to memory and back every iteration."""
+    buf = getattr(local, "buf", None)
     n = arr.shape[0]
     if buf is None or buf.dtype != arr.dtype or buf.shape[1:] != arr.shape[1:] or len(buf) < n:
-        buf = _scratch.buf = np.empty_like(arr)
+        buf = local.buf = np.empty_like(arr)
     return buf[:n]

@@ -225,6 +225,8 @@ def test_ml_fused_blocks_keep_their_buffers_between_iterations(monkeypatch):
     assert len(before) > 1 and all(set(v) == {"far", "xi"} for v in before.values())
     eng.iterate(2)
     assert addresses() == before
+    scratch = eng._scratch.buf  # this thread's, held by the engine (goes with it)
+    assert scratch.shape == (7, 1, 1, 32, 32) and scratch.dtype == np.complex128
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
