@@ -72,6 +72,28 @@ GPU_DM_TARGET_S = 0.005  # DM, 1000 frames of 256², one mode, on an H100
 GPU_ML_OVER_DM = 2.0
 
 
+def _setup(frames, shape, engines, backend, comm=None):
+    """The cases' common start: MoonFlower (Poisson noise, seed 0), its chunk of all
+    ``frames`` and one engine per name in ``engines`` (DM: ptypy's defaults; ML:
+    :data:`ML_SETTINGS`), each from the model probe, in single precision."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "engines"))
+    from _engine_helpers import model_probe
+
+    from ptyscan.engines import DM, ML
+    from ptyscan.scans.moonflower import MoonFlowerScan
+
+    scan = MoonFlowerScan(
+        num_frames=frames, shape=shape, add_poisson_noise=True, seed=0, comm=comm
+    )
+    made = []
+    for name in engines:
+        cls, extra = (DM, {}) if name == "DM" else (ML, ML_SETTINGS)
+        made.append(
+            cls(backend=backend, comm=comm, probe=model_probe(shape), precision="single", **extra)
+        )
+    return scan, scan.auto(frames), made
+
+
 def run_case(engine, frames, iterations, backend, *, shape=128, warmup=0):
     """Reconstruct in this process (under mpiexec: on every rank); return a result dict.
 
@@ -79,20 +101,12 @@ def run_case(engine, frames, iterations, backend, *, shape=128, warmup=0):
     span starts before ``add_views``)."""
     import numpy as np
 
-    sys.path.insert(0, os.path.join(ROOT, "tests", "engines"))
-    from _engine_helpers import model_probe, object_error
-
-    from ptyscan.engines import DM, ML
     from ptyscan.parallel import get_comm
-    from ptyscan.scans.moonflower import MoonFlowerScan
 
     comm = get_comm()
-    scan = MoonFlowerScan(
-        num_frames=frames, shape=shape, add_poisson_noise=True, seed=0, comm=comm
-    )
-    chunk = scan.auto(frames)
-    cls, extra = (DM, {}) if engine == "DM" else (ML, ML_SETTINGS)
-    eng = cls(backend=backend, comm=comm, probe=model_probe(shape), precision="single", **extra)
+    scan, chunk, (eng,) = _setup(frames, shape, (engine,), backend, comm)
+    from _engine_helpers import object_error  # (on the path _setup puts tests/engines on)
+
     here = chunk.data.shape[0] // comm.size
     comm.barrier()
     start = time.perf_counter()
@@ -156,18 +170,7 @@ def run_pair(frames, iterations, backend, *, shape=128, turn=PAIR_TURN):
     see the same machine, minute by minute)."""
     import numpy as np
 
-    sys.path.insert(0, os.path.join(ROOT, "tests", "engines"))
-    from _engine_helpers import model_probe
-
-    from ptyscan.engines import DM, ML
-    from ptyscan.scans.moonflower import MoonFlowerScan
-
-    scan = MoonFlowerScan(num_frames=frames, shape=shape, add_poisson_noise=True, seed=0)
-    chunk = scan.auto(frames)
-    engines = [
-        cls(backend=backend, probe=model_probe(shape), precision="single", **extra)
-        for cls, extra in ((DM, {}), (ML, ML_SETTINGS))
-    ]
+    _, chunk, engines = _setup(frames, shape, ("DM", "ML"), backend)
     for eng in engines:
         eng.add_views(chunk)
     ratios, done = [], 0
